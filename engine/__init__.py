@@ -1,0 +1,1 @@
+"""Ingest, scoring, indicators, rules, decisions, alerts, audit."""

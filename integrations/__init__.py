@@ -1,0 +1,1 @@
+"""Reading force feeds: one module per way in (files, HTTP, SQL) over `base`."""

@@ -1,0 +1,1 @@
+"""Notification channels over a small base, and the outbox dispatcher."""

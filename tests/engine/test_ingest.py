@@ -1,0 +1,259 @@
+"""Ingest on both databases: every feed, every bad-input class, idempotency, holds, folders."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from engine.feeds import FEEDS
+from engine.ingest import Ingestor
+from engine.sources import ingest_files
+from integrations.base import Batch, FeedFormatError, rows_from_records
+from models import FEED_TABLES, IngestRun, QuarantinedRow
+from models.db import make_engine, migrate
+from tests.feedfiles import SAMPLE_ROWS, database_state, write_csv, write_force, write_ndjson
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = make_engine(database_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+def ingest(engine, *paths, **options):
+    return list(ingest_files(Ingestor(engine), list(paths), **options))
+
+
+def rows_of(engine, feed):
+    table = FEED_TABLES[feed].__table__
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(table))]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson"])
+def test_every_feed_goes_in(engine, tmp_path, fmt):
+    reports = ingest(engine, *write_force(tmp_path, fmt))
+
+    assert [r.feed for r in reports] == list(FEEDS)  # dependency order, whatever the names
+    for report in reports:
+        assert (report.outcome, report.accepted, report.rejected, report.held) == ("ok", 2, 0, 0)
+    incidents = {r["incident_urn"]: r for r in rows_of(engine, "cc_incidents")}
+    assert incidents["INC-1"]["qualifiers"] == "CHILD|FIREARM"
+    assert incidents["INC-1"]["closed_at"] == datetime(2025, 1, 2, 12, 30, tzinfo=UTC)
+    # No offset means Europe/London local time: 23:30 BST is 22:30 UTC.
+    assert incidents["INC-2"]["created_at"] == datetime(2025, 7, 1, 22, 30, tzinfo=UTC)
+    people = {r["staff_id"]: r for r in rows_of(engine, "people")}
+    assert people["S1"]["service_start"] == date(2015, 4, 1)
+    assert people["S2"]["supervisor_id"] is None
+    absences = {r["spell_id"]: r for r in rows_of(engine, "absences")}
+    assert absences["AB-1"]["working_days_lost"] == 5.0
+    assert absences["AB-2"]["end_date"] is None
+    rest_days = {r["cancellation_id"]: r for r in rows_of(engine, "rest_day_cancellations")}
+    assert rest_days["RDC-2"]["status"] == "cancelled"  # the contract's default
+
+
+BAD_ROWS = [
+    ("cc_incidents", {"created_at": ""}, "created_at", "required field is empty"),
+    ("cc_incidents", {"created_at": "2025-13-45T10:00:00Z"}, "created_at", "not an ISO 8601"),
+    ("cc_incidents", {"created_at": "2025-01-02"}, "created_at", "no time"),
+    ("cc_incidents", {"closing_code": "sudden death"}, "closing_code", "unknown closing code"),
+    ("rms_occurrences", {"hocr_code": "murder"}, "hocr_code", "unknown Home Office crime code"),
+    ("rms_occurrences", {"iioc_category": "D"}, "iioc_category", "unknown value 'D'"),
+    ("cc_deployments", {"role": "boss"}, "role", "unknown value 'boss'"),
+    ("people", {"service_start": "31/12/2024"}, "service_start", "not a date"),
+    ("absences", {"working_days_lost": "lots"}, "working_days_lost", "not a number"),
+    ("rest_day_cancellations", {"status": "maybe"}, "status", "unknown value 'maybe'"),
+]
+
+
+@pytest.mark.parametrize(("feed", "change", "field", "reason"), BAD_ROWS)
+def test_a_bad_row_is_quarantined_with_its_line_and_the_rest_goes_in(
+    engine, tmp_path, feed, change, field, reason
+):
+    ingest(engine, *write_force(tmp_path / "base"))
+    good, other = SAMPLE_ROWS[feed]
+    bad = {**other, **change}
+    extra = {**good, **{k: v + "-3" for k, v in good.items() if k in FEEDS[feed].key[:1]}}
+    path = write_csv(tmp_path / f"{feed}_new.csv", [good, bad, extra])
+
+    [report] = ingest(engine, path)
+
+    assert report.outcome == "ok"
+    assert [(r.line, r.field) for r in report.rejects] == [(3, field)]
+    assert reason in report.rejects[0].reason
+    assert report.rejected == 1
+    assert report.accepted + report.unchanged == 2
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(QuarantinedRow.__table__)).one()
+    assert (stored.source, stored.line, stored.field) == (str(path), 3, field)
+    assert json.loads(stored.raw)[field] == bad[field]
+
+
+def test_a_row_with_more_values_than_the_header_is_quarantined(engine, tmp_path):
+    path = tmp_path / "units.csv"
+    path.write_text("unit_id,parent_id,level,name\nF,,force,Force\nT1,F,team,Team,extra\n")
+    [report] = ingest(engine, path)
+    assert [(r.line, r.reason) for r in report.rejects] == [
+        (3, "5 values but the header has 4 columns")
+    ]
+    assert report.accepted == 1
+
+
+def test_ndjson_line_that_is_not_json_is_quarantined(engine, tmp_path):
+    path = write_ndjson(tmp_path / "units.ndjson", SAMPLE_ROWS["units"])
+    with path.open("a") as handle:
+        handle.write('{"unit_id": "T2", "level": "team"\n["a list"]\n')
+    [report] = ingest(engine, path)
+    assert [(r.line, r.reason[:18]) for r in report.rejects] == [
+        (3, "not valid JSON: Ex"),
+        (4, "not a JSON object:"),
+    ]
+    assert report.accepted == 2
+
+
+def test_a_truncated_last_line_loses_only_that_row(engine, tmp_path):
+    path = write_csv(tmp_path / "cc_incidents.csv", SAMPLE_ROWS["cc_incidents"])
+    path.write_text(path.read_text() + "INC-3,2025-01-0")
+    [report] = ingest(engine, path)
+    assert [(r.line, r.field) for r in report.rejects] == [(4, "created_at")]
+    assert report.accepted == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "cc_incidents_x.csv",
+            "incident_urn,closing_code\nINC-9,ASB\n",
+            "not a cc_incidents file: missing required column(s) created_at",
+        ),
+        ("cc_incidents_y.csv", "", "empty file"),
+        ("units.csv", "just one line of prose\n", "not a CSV header row"),
+        ("mystery.csv", "a,b\n1,2\n", "the file name does not name a feed"),
+    ],
+)
+def test_a_file_that_is_not_the_feed_fails_whole(engine, tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    [report] = ingest(engine, path)
+    assert report.outcome == "failed"
+    assert message in report.message
+    with engine.connect() as conn:
+        run = conn.execute(sa.select(IngestRun.__table__)).one()
+    assert (run.source, run.outcome) == (str(path), "failed")
+    assert message in run.message
+    assert all(not rows for rows in database_state(engine).values())
+
+
+def test_a_binary_file_fails_whole(engine, tmp_path):
+    path = tmp_path / "people_export.csv"
+    path.write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xff\xfe")
+    [report] = ingest(engine, path)
+    assert report.outcome == "failed"
+    assert "not UTF-8 text" in report.message
+
+
+def test_feed_option_overrides_the_file_name(engine, tmp_path):
+    path = write_csv(tmp_path / "export-42.csv", SAMPLE_ROWS["units"])
+    [report] = ingest(engine, path, feed="units")
+    assert (report.feed, report.accepted) == ("units", 2)
+
+
+def test_three_ingests_give_the_same_state(engine, tmp_path):
+    files = write_force(tmp_path / "a")
+    ingest(engine, *files)
+    first = database_state(engine)
+    # The same file again is a no-op; the same rows in a new file are all unchanged.
+    again = ingest(engine, *files)
+    assert {r.outcome for r in again} == {"duplicate"}
+    copies = write_force(tmp_path / "b")
+    for path in copies:
+        path.write_text(path.read_text() + "\n")  # new bytes, same rows
+    third = ingest(engine, *copies)
+    assert {(r.outcome, r.accepted, r.unchanged) for r in third} == {("ok", 0, 2)}
+    assert database_state(engine) == first
+
+
+def test_the_same_key_with_new_values_updates_the_record(engine, tmp_path):
+    ingest(engine, write_csv(tmp_path / "units.csv", SAMPLE_ROWS["units"]))
+    renamed = [SAMPLE_ROWS["units"][0], {**SAMPLE_ROWS["units"][1], "name": "Response B"}]
+    [report] = ingest(engine, write_csv(tmp_path / "units_2.csv", renamed))
+    assert (report.accepted, report.unchanged) == (1, 1)
+    assert {r["unit_id"]: r["name"] for r in rows_of(engine, "units")}["T1"] == "Response B"
+
+
+def test_duplicate_rows_in_one_file_count_once_and_the_latest_wins(engine, tmp_path):
+    first, second = SAMPLE_ROWS["units"]
+    rows = [first, second, first, {**second, "name": "Renamed"}]
+    [report] = ingest(engine, write_csv(tmp_path / "units.csv", rows))
+    assert (report.accepted, report.duplicates) == (2, 2)
+    assert {r["unit_id"]: r["name"] for r in rows_of(engine, "units")}["T1"] == "Renamed"
+
+
+def test_rows_for_unknown_people_are_held_then_linked_when_they_arrive(engine, tmp_path):
+    ingest(engine, write_csv(tmp_path / "people.csv", SAMPLE_ROWS["people"][1:]))
+    [report] = ingest(
+        engine, write_csv(tmp_path / "cc_deployments.csv", SAMPLE_ROWS["cc_deployments"])
+    )
+    assert (report.accepted, report.held) == (1, 1)
+    assert {r["staff_id"] for r in rows_of(engine, "cc_deployments")} == {"S2"}
+
+    [arrival] = ingest(engine, write_csv(tmp_path / "people_2.csv", SAMPLE_ROWS["people"][:1]))
+
+    assert arrival.linked == 1
+    assert {r["staff_id"] for r in rows_of(engine, "cc_deployments")} == {"S1", "S2"}
+    assert database_state(engine)["held"][0][-1] is False  # linked, kept for the record
+
+
+def test_drop_folder_moves_files_and_explains_failures(engine, tmp_path):
+    drop = tmp_path / "drop"
+    write_force(drop)
+    (drop / "cc_incidents_broken.csv").write_text("incident_urn,grade\nINC-1,1\n")
+    reports = ingest(engine, drop, move=True)
+    assert sum(r.outcome == "failed" for r in reports) == 1
+    assert sorted(p.name for p in drop.iterdir() if p.is_file()) == []
+    assert len(list((drop / "processed").iterdir())) == len(FEEDS)
+    reason = (drop / "failed" / "cc_incidents_broken.csv.reason.txt").read_text()
+    assert "missing required column(s) created_at" in reason
+
+
+def test_a_watermark_is_saved_with_its_batch(engine):
+    columns = FEEDS["units"].columns
+    batch = Batch(
+        name="https://hr.example/units page 1",
+        feed="units",
+        columns=columns,
+        rows=rows_from_records(SAMPLE_ROWS["units"], columns),
+        source_key="hr",
+        watermark="2025-01-02T00:00:00Z",
+    )
+    Ingestor(engine).ingest(batch)
+    from engine.ingest import watermark_for
+
+    assert watermark_for(engine, "hr") == "2025-01-02T00:00:00Z"
+    assert watermark_for(engine, "other") is None
+
+
+def test_an_error_mid_batch_stores_nothing(engine):
+    columns = FEEDS["units"].columns
+
+    def rows():
+        yield from rows_from_records(SAMPLE_ROWS["units"], columns)
+        raise FeedFormatError("units.csv", "line 3: unexpected end of data")
+
+    batch = Batch(name="units.csv", feed="units", columns=columns, rows=rows())
+    with pytest.raises(FeedFormatError):
+        Ingestor(engine).ingest(batch)
+    assert rows_of(engine, "units") == []
+
+
+def test_progress_is_reported_per_batch(engine, tmp_path):
+    seen = []
+    path = write_csv(tmp_path / "units.csv", SAMPLE_ROWS["units"])
+    list(ingest_files(Ingestor(engine, progress=lambda n, rows: seen.append((n, rows))), [path]))
+    assert seen[-1] == (str(path), 2)

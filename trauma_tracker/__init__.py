@@ -1,0 +1,1 @@
+"""Trauma Tracker: the composition root (settings, command line, later the scheduler)."""

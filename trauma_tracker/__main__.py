@@ -1,0 +1,3 @@
+from trauma_tracker.cli import main
+
+main()

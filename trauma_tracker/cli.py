@@ -1,0 +1,220 @@
+"""The `trauma-tracker` command line (CONTRACT section 3).
+
+Exit codes: 0 success; 1 the command ran and found a problem; 2 bad usage or input that
+can't be processed at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+
+from engine.feeds import FEEDS
+from engine.ingest import BatchReport, Ingestor
+from engine.sources import ingest_files
+from integrations.base import FeedFormatError, SourceError
+from models.db import SchemaNotCurrent, make_engine, migrate, require_current
+from trauma_tracker.settings import Settings, SettingsError
+
+REJECTS_SHOWN = 20
+
+
+class Context:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._engine: sa.Engine | None = None
+
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.settings.database_url)
+        return self._engine
+
+    def current_engine(self) -> sa.Engine:
+        """The engine, after checking the schema is current (else exit 2 with what to do)."""
+        try:
+            require_current(self.engine)
+        except SchemaNotCurrent as error:
+            fail(str(error))
+        return self.engine
+
+
+def fail(message: str, code: int = 2) -> None:
+    click.echo(f"trauma-tracker: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", "database_url", help="Database URL (default: TT_DATABASE_URL or SQLite).")
+@click.option("--rules", "rules_dir", type=click.Path(path_type=Path), help="Rules folder.")
+@click.pass_context
+def main(ctx: click.Context, database_url: str | None, rules_dir: Path | None) -> None:
+    """Trauma Tracker: counts exposure to traumatic incidents to start welfare conversations."""
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        fail(str(error))
+    overrides = {}
+    if database_url:
+        overrides["database_url"] = database_url
+    if rules_dir:
+        overrides["rules_dir"] = rules_dir
+    if overrides:
+        settings = Settings(**{**settings.__dict__, **overrides})
+    ctx.obj = Context(settings)
+
+
+@main.command()
+@click.pass_obj
+def init(obj: Context) -> None:
+    """Create the database, or upgrade it to the newest schema."""
+    before, after = migrate(obj.engine)
+    where = obj.engine.url.render_as_string(hide_password=True)
+    if before == after:
+        click.echo(f"{where}: schema is current ({after})")
+    else:
+        click.echo(f"{where}: schema {before or 'created'} -> {after}")
+
+
+class _RateMeter:
+    """Rows per second on stderr while a long ingest runs, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.started: dict[str, float] = {}
+
+    def __call__(self, name: str, rows: int) -> None:
+        if not self.enabled:
+            return
+        start = self.started.setdefault(name, time.monotonic())
+        elapsed = max(time.monotonic() - start, 1e-6)
+        click.echo(
+            f"\r{Path(name).name}: {rows:,} rows, {rows / elapsed:,.0f} rows/s ",
+            err=True,
+            nl=False,
+        )
+
+    def done(self) -> None:
+        if self.enabled and self.started:
+            click.echo("", err=True)
+            self.started.clear()
+
+
+def _print_report(report: BatchReport) -> None:
+    if report.outcome == "failed":
+        click.echo(f"{report.path}: FAILED: {report.message}")
+        return
+    if report.outcome == "duplicate":
+        click.echo(f"{report.path} ({report.feed}): already ingested, nothing to do")
+        return
+    parts = [f"{report.accepted} accepted", f"{report.unchanged} unchanged"]
+    for label, count in (
+        ("duplicate", report.duplicates),
+        ("rejected", report.rejected),
+        ("held for unknown people", report.held),
+        ("held rows linked", report.linked),
+    ):
+        if count:
+            parts.append(f"{count} {label}")
+    click.echo(f"{report.path} ({report.feed}): {', '.join(parts)}")
+    for reject in report.rejects[:REJECTS_SHOWN]:
+        click.echo(f"  {report.path}:{reject.line}: {reject.reason}")
+    if len(report.rejects) > REJECTS_SHOWN:
+        click.echo(f"  ... and {len(report.rejects) - REJECTS_SHOWN} more rejected rows")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--feed", type=click.Choice(sorted(FEEDS)), help="Treat every file as this feed.")
+@click.option("--move", is_flag=True, help="Drop folder: move files to processed/ or failed/.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def ingest(obj: Context, paths: tuple[Path, ...], feed: str | None, move: bool, as_json: bool):
+    """Ingest feed files, or folders of them, one transaction per file."""
+    meter = _RateMeter()
+    ingestor = Ingestor(obj.current_engine(), progress=meter)
+    reports = []
+    try:
+        for report in ingest_files(ingestor, paths, feed=feed, move=move):
+            meter.done()
+            reports.append(report)
+            if not as_json:
+                _print_report(report)
+    except FeedFormatError as error:
+        fail(str(error))
+    if as_json:
+        click.echo(json.dumps({"files": [r.to_json() for r in reports]}, indent=2))
+    failed = [r for r in reports if r.outcome == "failed"]
+    if failed:
+        for report in failed:
+            click.echo(f"trauma-tracker: {report.path}: {report.message}", err=True)
+        sys.exit(2)
+
+
+@main.command()
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def pull(obj: Context, names: tuple[str, ...], as_json: bool) -> None:
+    """Pull the HTTP and SQL sources configured in TT_SOURCES_FILE (all, or those named)."""
+    from trauma_tracker.pulling import pull_sources
+
+    sources = obj.settings.sources
+    unknown = set(names) - {s.name for s in sources}
+    if unknown:
+        fail(f"no configured source named {', '.join(sorted(unknown))} (see TT_SOURCES_FILE)")
+    chosen = [s for s in sources if not names or s.name in names]
+    if not chosen:
+        fail("no sources configured: set TT_SOURCES_FILE to a sources TOML file")
+    meter = _RateMeter()
+    ingestor = Ingestor(obj.current_engine(), progress=meter)
+    reports: list[BatchReport] = []
+    try:
+        for report in pull_sources(ingestor, chosen):
+            meter.done()
+            reports.append(report)
+            if not as_json:
+                _print_report(report)
+    except SourceError as error:
+        fail(str(error))
+    if as_json:
+        click.echo(json.dumps({"files": [r.to_json() for r in reports]}, indent=2))
+    if any(r.outcome == "failed" for r in reports):
+        sys.exit(2)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--people", default=600, show_default=True, type=click.IntRange(min=10))
+@click.option("--years", default=2.0, show_default=True, type=click.FloatRange(min=0.1, max=30))
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--dirty", is_flag=True, help="Add realistic faults for tests and demos.")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), help="Last day (default: today).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "ndjson"]), default="csv")
+def generate(directory: Path, people: int, years: float, seed: int, dirty, end, fmt) -> None:
+    """Write a synthetic force's feeds (deterministic for a seed and end date)."""
+    from engine.synthetic import generate_force
+
+    summary = generate_force(
+        directory,
+        people=people,
+        years=years,
+        seed=seed,
+        dirty=dirty,
+        end=end.date() if end else None,
+        fmt=fmt,
+    )
+    counts = summary.get("counts", {})
+    total = sum(counts.values()) if isinstance(counts, dict) else 0
+    click.echo(f"{directory}: {total:,} rows for {people} people over {years:g} years")
+    for feed_name, count in counts.items():
+        click.echo(f"  {feed_name}: {count:,}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
