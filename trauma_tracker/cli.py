@@ -35,6 +35,11 @@ class Context:
             self._engine = make_engine(self.settings.database_url)
         return self._engine
 
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
     def current_engine(self) -> sa.Engine:
         """The engine, after checking the schema is current (else exit 2 with what to do)."""
         try:
@@ -67,6 +72,7 @@ def main(ctx: click.Context, database_url: str | None, rules_dir: Path | None) -
     if overrides:
         settings = Settings(**{**settings.__dict__, **overrides})
     ctx.obj = Context(settings)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @main.command()

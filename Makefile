@@ -1,0 +1,33 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both build .venv first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR := demo-data
+DEMO_DB := sqlite:///$(DEMO_DIR)/tracker.sqlite
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "Python 3.11 or 3.12 is needed (durable_rules does not import on 3.13); set PYTHON=..."'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/trauma-tracker generate $(DEMO_DIR)/feeds --people 600 --years 2 --seed 1
+	$(BIN)/trauma-tracker --db $(DEMO_DB) init
+	$(BIN)/trauma-tracker --db $(DEMO_DB) ingest $(DEMO_DIR)/feeds
+
+test: $(BIN)/.installed
+	$(BIN)/pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) *.egg-info
