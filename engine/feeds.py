@@ -30,25 +30,39 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def parse_date(value: Any) -> date:
+def parse_date(value: Any) -> str:
+    """A calendar date, as `YYYY-MM-DD`."""
+    text = _text(value).strip()
     try:
-        return date.fromisoformat(_text(value))
+        return date.fromisoformat(text).isoformat()
     except ValueError:
         raise InvalidValue(f"not a date (YYYY-MM-DD): {value!r}") from None
 
 
-def parse_datetime(value: Any) -> datetime:
-    """An ISO 8601 datetime, in UTC; no offset means Europe/London local time."""
-    text = _text(value)
+def parse_datetime(value: Any) -> str:
+    """An ISO 8601 datetime as UTC text `YYYY-MM-DD HH:MM:SS.ffffff`.
+
+    No offset means Europe/London local time. The text is the form SQLAlchemy's SQLite
+    DateTime type stores and PostgreSQL's COPY reads (with the session in UTC), so bulk loads
+    need no further conversion.
+    """
+    text = _text(value).strip()
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidValue(f"not an ISO 8601 datetime: {value!r}") from None
     if len(text) == 10:  # a bare date is not a datetime
         raise InvalidValue(f"not an ISO 8601 datetime (no time): {value!r}")
+    if len(text) == 20 and text[19] == "Z":  # already UTC to the second: the common case
+        return f"{text[:10]} {text[11:19]}.000000"
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=LONDON)
-    return parsed.astimezone(UTC)
+    return parsed.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def to_datetime(stored: str) -> datetime:
+    """The aware UTC datetime for a value `parse_datetime` produced."""
+    return datetime.fromisoformat(stored).replace(tzinfo=UTC)
 
 
 def parse_number(value: Any) -> float:
@@ -73,23 +87,24 @@ def parse_list(value: Any) -> str:
 
 
 def _enum(choices: tuple[str, ...]) -> Callable[[Any], str]:
-    allowed = frozenset(choices)
-    expected = ", ".join(choices)
-
     def check(value: Any) -> str:
         text = _text(value).strip()
-        if text not in allowed:
-            raise InvalidValue(f"unknown value {value!r} (expected one of {expected})")
+        if text not in choices:
+            raise InvalidValue(_enum_message(text, choices))
         return text
 
     return check
 
 
-def _code(pattern: re.Pattern[str], kind: str) -> Callable[[Any], str]:
+def _enum_message(value: str, choices: tuple[str, ...]) -> str:
+    return f"unknown value {value!r} (expected one of {', '.join(choices)})"
+
+
+def _code(pattern: re.Pattern[str], label: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         text = _text(value).strip()
         if not pattern.fullmatch(text):
-            raise InvalidValue(f"unknown {kind} {value!r}")
+            raise InvalidValue(f"unknown {label} {text!r}")
         return text
 
     return check
@@ -102,11 +117,15 @@ def _string(value: Any) -> str:
 @dataclass(frozen=True)
 class Field:
     name: str
-    parse: Callable[[Any], Any]
+    parse: Callable[[Any], Any]  # any source value (CSV text or JSON) -> stored value
     required: bool = False
     default: Any = None
-    # The SQL type family, for tables and bulk loading: text, date, datetime, number.
+    # text, enum, code, list, date, datetime or number: how the value is stored, and which
+    # fast path the generated validator takes for plain text values.
     kind: str = "text"
+    choices: tuple[str, ...] = ()
+    pattern: re.Pattern[str] | None = None
+    label: str = ""
 
 
 def text(name: str, required: bool = False) -> Field:
@@ -114,7 +133,7 @@ def text(name: str, required: bool = False) -> Field:
 
 
 def enum(name: str, *choices: str, required: bool = False, default: str | None = None) -> Field:
-    return Field(name, _enum(choices), required, default)
+    return Field(name, _enum(choices), required, default, kind="enum", choices=choices)
 
 
 def day(name: str, required: bool = False) -> Field:
@@ -130,11 +149,11 @@ def number(name: str, required: bool = False) -> Field:
 
 
 def listing(name: str) -> Field:
-    return Field(name, parse_list)
+    return Field(name, parse_list, kind="list")
 
 
-def code(name: str, pattern: re.Pattern[str], kind: str, required: bool = False) -> Field:
-    return Field(name, _code(pattern, kind), required)
+def code(name: str, pattern: re.Pattern[str], label: str, required: bool = False) -> Field:
+    return Field(name, _code(pattern, label), required, kind="code", pattern=pattern, label=label)
 
 
 @dataclass(frozen=True)
@@ -318,27 +337,96 @@ def compile_validator(
 
     `columns` is the source's header; columns the feed doesn't know are ignored and feed
     fields the source lacks are empty. Empty strings count as missing.
+
+    The function is generated as straight-line Python, one block per field, because this is
+    the per-row cost of every ingest: a loop over field descriptors costs twice as much.
     """
     position = {name: i for i, name in enumerate(columns)}
-    plan = [(f, position.get(f.name)) for f in feed.fields]
-
-    def validate(line: int, values: Sequence[Any]) -> tuple[Any, ...] | Reject:
-        out = []
-        width = len(values)
-        for f, i in plan:
-            raw = values[i] if i is not None and i < width else None
-            if raw is None or raw == "" or raw == []:
-                if f.required:
-                    return Reject(line, f.name, f"{f.name}: required field is empty")
-                out.append(f.default)
-                continue
-            try:
-                value = f.parse(raw)
-            except InvalidValue as error:
-                return Reject(line, f.name, f"{f.name}: {error}")
-            if value == "" and f.required:
-                return Reject(line, f.name, f"{f.name}: required field is empty")
-            out.append(value if value != "" else f.default)
-        return tuple(out)
-
-    return validate
+    count = len(columns)
+    scope: dict[str, Any] = {
+        "Reject": Reject,
+        "InvalidValue": InvalidValue,
+        "fromisoformat": datetime.fromisoformat,
+        "enum_message": _enum_message,
+        "pad": (None,) * count,
+    }
+    lines = [
+        "def validate(line, values):",
+        "    width = len(values)",
+        f"    if width != {count}:",
+        f"        if width > {count}:",
+        f"            return Reject(line, None, f'{{width}} values but the header has {count} "
+        "columns')",
+        "        values = (*values, *pad[width:])",
+    ]
+    names = []
+    for n, f in enumerate(feed.fields):
+        v = f"v{n}"
+        names.append(v)
+        scope[f"parse{n}"] = f.parse
+        scope[f"default{n}"] = f.default
+        if f.required:
+            missing = f"return Reject(line, {f.name!r}, {f.name + ': required field is empty'!r})"
+        else:
+            missing = f"{v} = default{n}"
+        reject = f"return Reject(line, {f.name!r}, {f.name + ': '!r} + "
+        i = position.get(f.name)
+        if i is None:
+            lines.append(f"    {missing}")
+            continue
+        # Plain text (every CSV value) is checked inline for the common kinds; anything else
+        # (JSON numbers and lists, dates from a SQL driver) goes through the field's parser.
+        lines += [
+            f"    {v} = values[{i}]",
+            f"    if {v}.__class__ is str:",
+            f"        {v} = {v}.strip()",
+            f"        if not {v}:",
+            f"            {missing}",
+        ]
+        if f.kind == "enum":
+            scope[f"allowed{n}"] = frozenset(f.choices)
+            scope[f"choices{n}"] = f.choices
+            lines += [
+                f"        elif {v} not in allowed{n}:",
+                f"            {reject}enum_message({v}, choices{n}))",
+            ]
+        elif f.kind == "code":
+            scope[f"match{n}"] = f.pattern.fullmatch
+            lines += [
+                f"        elif not match{n}({v}):",
+                f"            {reject}{'unknown ' + f.label + ' '!r} + repr({v}))",
+            ]
+        elif f.kind == "list":
+            lines += [f"        elif '|' in {v}:", f"            {v} = parse{n}({v})"]
+        elif f.kind == "datetime":
+            # Already UTC to the second ("2024-03-01T14:05:00Z"): check it, then reshape it.
+            lines += [
+                f"        elif len({v}) == 20 and {v}[19] == 'Z':",
+                "            try:",
+                f"                fromisoformat({v})",
+                "            except ValueError:",
+                f"                {reject}{'not an ISO 8601 datetime: '!r} + repr({v}))",
+                f"            {v} = f'{{{v}[:10]}} {{{v}[11:19]}}.000000'",
+            ]
+        if f.kind in ("datetime", "date", "number"):
+            lines += [
+                "        else:",
+                "            try:",
+                f"                {v} = parse{n}({v})",
+                "            except InvalidValue as error:",
+                f"                {reject}str(error))",
+            ]
+        lines += [
+            f"    elif {v} is None or {v} == []:",
+            f"        {missing}",
+            "    else:",
+            "        try:",
+            f"            {v} = parse{n}({v})",
+            "        except InvalidValue as error:",
+            f"            {reject}str(error))",
+            f"        if {v} == '':",
+            f"            {missing}",
+        ]
+    lines.append(f"    return ({', '.join(names)},)")
+    exec(compile("\n".join(lines), f"<validator {feed.name}>", "exec"), scope)  # noqa: S102
+    return scope["validate"]

@@ -55,6 +55,7 @@ def read_file(path: Path, *, feed: str | None, columns: Sequence[str] | None = N
             columns=tuple(columns),
             rows=_ndjson_rows(path, tuple(columns)),
             content_hash=content_hash(path),
+            path=str(path),
         )
     header = _csv_header(path)
     return Batch(
@@ -63,6 +64,7 @@ def read_file(path: Path, *, feed: str | None, columns: Sequence[str] | None = N
         columns=header,
         rows=_csv_rows(path),
         content_hash=content_hash(path),
+        path=str(path),
     )
 
 

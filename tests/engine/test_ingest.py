@@ -25,8 +25,14 @@ def engine(database_url):
     engine.dispose()
 
 
-def ingest(engine, *paths, **options):
-    return list(ingest_files(Ingestor(engine), list(paths), **options))
+@pytest.fixture(params=["polars lane", "python lane"])
+def lane(request):
+    """CSV files are read by polars, or row by row in Python; both must store the same."""
+    return request.param == "polars lane"
+
+
+def ingest(engine, *paths, fast_csv=True, **options):
+    return list(ingest_files(Ingestor(engine, fast_csv=fast_csv), list(paths), **options))
 
 
 def rows_of(engine, feed):
@@ -36,8 +42,8 @@ def rows_of(engine, feed):
 
 
 @pytest.mark.parametrize("fmt", ["csv", "ndjson"])
-def test_every_feed_goes_in(engine, tmp_path, fmt):
-    reports = ingest(engine, *write_force(tmp_path, fmt))
+def test_every_feed_goes_in(engine, tmp_path, fmt, lane):
+    reports = ingest(engine, *write_force(tmp_path, fmt), fast_csv=lane)
 
     assert [r.feed for r in reports] == list(FEEDS)  # dependency order, whatever the names
     for report in reports:
@@ -73,15 +79,15 @@ BAD_ROWS = [
 
 @pytest.mark.parametrize(("feed", "change", "field", "reason"), BAD_ROWS)
 def test_a_bad_row_is_quarantined_with_its_line_and_the_rest_goes_in(
-    engine, tmp_path, feed, change, field, reason
+    engine, tmp_path, lane, feed, change, field, reason
 ):
-    ingest(engine, *write_force(tmp_path / "base"))
+    ingest(engine, *write_force(tmp_path / "base"), fast_csv=lane)
     good, other = SAMPLE_ROWS[feed]
     bad = {**other, **change}
     extra = {**good, **{k: v + "-3" for k, v in good.items() if k in FEEDS[feed].key[:1]}}
     path = write_csv(tmp_path / f"{feed}_new.csv", [good, bad, extra])
 
-    [report] = ingest(engine, path)
+    [report] = ingest(engine, path, fast_csv=lane)
 
     assert report.outcome == "ok"
     assert [(r.line, r.field) for r in report.rejects] == [(3, field)]
@@ -116,10 +122,10 @@ def test_ndjson_line_that_is_not_json_is_quarantined(engine, tmp_path):
     assert report.accepted == 2
 
 
-def test_a_truncated_last_line_loses_only_that_row(engine, tmp_path):
+def test_a_truncated_last_line_loses_only_that_row(engine, tmp_path, lane):
     path = write_csv(tmp_path / "cc_incidents.csv", SAMPLE_ROWS["cc_incidents"])
     path.write_text(path.read_text() + "INC-3,2025-01-0")
-    [report] = ingest(engine, path)
+    [report] = ingest(engine, path, fast_csv=lane)
     assert [(r.line, r.field) for r in report.rejects] == [(4, "created_at")]
     assert report.accepted == 2
 
@@ -164,46 +170,48 @@ def test_feed_option_overrides_the_file_name(engine, tmp_path):
     assert (report.feed, report.accepted) == ("units", 2)
 
 
-def test_three_ingests_give_the_same_state(engine, tmp_path):
+def test_three_ingests_give_the_same_state(engine, tmp_path, lane):
     files = write_force(tmp_path / "a")
-    ingest(engine, *files)
+    ingest(engine, *files, fast_csv=lane)
     first = database_state(engine)
     # The same file again is a no-op; the same rows in a new file are all unchanged.
-    again = ingest(engine, *files)
+    again = ingest(engine, *files, fast_csv=lane)
     assert {r.outcome for r in again} == {"duplicate"}
     copies = write_force(tmp_path / "b")
     for path in copies:
         path.write_text(path.read_text() + "\n")  # new bytes, same rows
-    third = ingest(engine, *copies)
+    third = ingest(engine, *copies, fast_csv=lane)
     assert {(r.outcome, r.accepted, r.unchanged) for r in third} == {("ok", 0, 2)}
     assert database_state(engine) == first
 
 
-def test_the_same_key_with_new_values_updates_the_record(engine, tmp_path):
-    ingest(engine, write_csv(tmp_path / "units.csv", SAMPLE_ROWS["units"]))
+def test_the_same_key_with_new_values_updates_the_record(engine, tmp_path, lane):
+    ingest(engine, write_csv(tmp_path / "units.csv", SAMPLE_ROWS["units"]), fast_csv=lane)
     renamed = [SAMPLE_ROWS["units"][0], {**SAMPLE_ROWS["units"][1], "name": "Response B"}]
-    [report] = ingest(engine, write_csv(tmp_path / "units_2.csv", renamed))
+    [report] = ingest(engine, write_csv(tmp_path / "units_2.csv", renamed), fast_csv=lane)
     assert (report.accepted, report.unchanged) == (1, 1)
     assert {r["unit_id"]: r["name"] for r in rows_of(engine, "units")}["T1"] == "Response B"
 
 
-def test_duplicate_rows_in_one_file_count_once_and_the_latest_wins(engine, tmp_path):
+def test_duplicate_rows_in_one_file_count_once_and_the_latest_wins(engine, tmp_path, lane):
     first, second = SAMPLE_ROWS["units"]
     rows = [first, second, first, {**second, "name": "Renamed"}]
-    [report] = ingest(engine, write_csv(tmp_path / "units.csv", rows))
+    [report] = ingest(engine, write_csv(tmp_path / "units.csv", rows), fast_csv=lane)
     assert (report.accepted, report.duplicates) == (2, 2)
     assert {r["unit_id"]: r["name"] for r in rows_of(engine, "units")}["T1"] == "Renamed"
 
 
-def test_rows_for_unknown_people_are_held_then_linked_when_they_arrive(engine, tmp_path):
-    ingest(engine, write_csv(tmp_path / "people.csv", SAMPLE_ROWS["people"][1:]))
+def test_rows_for_unknown_people_are_held_then_linked_when_they_arrive(engine, tmp_path, lane):
+    ingest(engine, write_csv(tmp_path / "people.csv", SAMPLE_ROWS["people"][1:]), fast_csv=lane)
     [report] = ingest(
         engine, write_csv(tmp_path / "cc_deployments.csv", SAMPLE_ROWS["cc_deployments"])
     )
     assert (report.accepted, report.held) == (1, 1)
     assert {r["staff_id"] for r in rows_of(engine, "cc_deployments")} == {"S2"}
 
-    [arrival] = ingest(engine, write_csv(tmp_path / "people_2.csv", SAMPLE_ROWS["people"][:1]))
+    [arrival] = ingest(
+        engine, write_csv(tmp_path / "people_2.csv", SAMPLE_ROWS["people"][:1]), fast_csv=lane
+    )
 
     assert arrival.linked == 1
     assert {r["staff_id"] for r in rows_of(engine, "cc_deployments")} == {"S1", "S2"}

@@ -1,0 +1,340 @@
+"""Pulling a feed from a force's HTTP endpoint, page by page, from a watermark.
+
+The endpoint protocol (ours: a force puts it in front of its system)::
+
+    GET <url>?since=<watermark>&limit=<page_size>[&cursor=<cursor>]
+    Authorization: Bearer <token>                   (when a token is configured)
+    Accept: application/json
+
+    200 OK
+    {"items": [{...feed fields..., "updated_at": "2025-06-01T10:00:00Z"}, ...],
+     "next_cursor": "opaque text" | null}
+
+- `since` is left out on the first pull, when nothing has been stored yet. Afterwards it is
+  the highest watermark (`updated_at` unless configured otherwise) of the items stored so
+  far, and the endpoint answers only items whose watermark is later than it.
+- Items come in ascending watermark order, so the watermark saved after each page never
+  passes an item that hasn't been stored. Watermarks are compared as text: the endpoint
+  must write them in one ISO 8601 form (e.g. always UTC with `Z`). Items sharing one
+  watermark value should not be split across pulls, or those after the split are missed.
+- `next_cursor` is opaque: the client sends it back with the same `since` and `limit`, and
+  stops when it is null, empty or absent.
+- 5xx answers, 429, timeouts and connection errors are retried with exponential backoff;
+  `Retry-After` (seconds or an HTTP date) on 429 and 503 is honoured up to a cap. Other
+  4xx answers fail at once: a wrong URL or token does not mend by asking again.
+
+Each page is one `Batch` named `<url> page N`. The token is sent only as a header and is
+scrubbed from every message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from integrations.base import Batch, SourceError, rows_from_records
+
+# A page far larger than this is a misconfigured endpoint, not a feed; refuse it rather than
+# exhaust memory.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+_READ_SIZE = 64 * 1024
+_SNIPPET = 200  # how much of an error body a message quotes
+
+
+class _Deadline(Exception):
+    """An attempt ran past its overall time limit while the body was still arriving."""
+
+
+class _TooLarge(Exception):
+    """An answer bigger than MAX_BODY_BYTES."""
+
+
+def fetch(
+    session: requests.Session,
+    url: str,
+    *,
+    where: str,
+    params: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+    verify: bool | str = True,
+    timeout: float = 10.0,
+    retries: int = 3,
+    backoff: float = 0.5,
+    max_wait: float = 30.0,
+    secrets: Sequence[str] = (),
+) -> bytes:
+    """GET `url` and return the body of a 2xx answer; every HTTP call in this package goes here.
+
+    Each attempt is limited to `timeout` seconds (connecting, each wait for data, and the
+    whole body). Connection errors, timeouts, 5xx and 429 are tried again up to `retries`
+    more times, waiting `backoff * 2**n` seconds, or what `Retry-After` asks on 429/503,
+    never more than `max_wait`. `where` starts every message; `secrets` are blanked out of
+    them.
+
+    :raise SourceError: on any other 4xx or 3xx, a TLS failure, or when retries run out.
+    """
+    attempt = 0
+    while True:
+        try:
+            status, answer_headers, body = _attempt(
+                session, url, params=params, headers=headers, verify=verify, timeout=timeout
+            )
+        except requests.exceptions.SSLError as error:
+            # A certificate problem will be the same on the next try.
+            raise SourceError(_scrub(f"{where}: TLS failed: {error}", secrets)) from error
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+            _Deadline,
+        ) as error:
+            problem = _describe(error, timeout)
+            wait = backoff * 2**attempt
+        except (requests.RequestException, _TooLarge) as error:  # a malformed URL and the like
+            raise SourceError(_scrub(f"{where}: {error}", secrets)) from error
+        else:
+            if 200 <= status < 300:
+                return body
+            problem = f"HTTP {status}{_snippet(body)}"
+            if status != 429 and status < 500:
+                raise SourceError(_scrub(f"{where}: {problem}", secrets))
+            wait = backoff * 2**attempt
+            if status in (429, 503):
+                asked = _retry_after(answer_headers.get("Retry-After"))
+                if asked is not None:
+                    wait = max(wait, asked)
+        if attempt >= retries:
+            tries = f"{attempt + 1} attempt" + ("s" if attempt else "")
+            raise SourceError(_scrub(f"{where}: {problem} (gave up after {tries})", secrets))
+        time.sleep(min(wait, max_wait))
+        attempt += 1
+
+
+def _attempt(
+    session: requests.Session,
+    url: str,
+    *,
+    params: Mapping[str, Any] | None,
+    headers: Mapping[str, str] | None,
+    verify: bool | str,
+    timeout: float,
+) -> tuple[int, Mapping[str, str], bytes]:
+    deadline = time.monotonic() + timeout
+    # `verify` goes with each request, not on the session: requests lets REQUESTS_CA_BUNDLE
+    # override a session's `verify` (even False), but not a per-request path or False.
+    with session.get(
+        url, params=params, headers=headers, verify=verify, timeout=timeout, stream=True
+    ) as response:
+        raw = response.raw
+        # read1 (urllib3 >= 2.3) returns after one socket read, so a server trickling bytes
+        # can't stretch an attempt past the deadline; plain read waits for a full buffer.
+        read1 = getattr(raw, "read1", None)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = (
+                read1(_READ_SIZE, decode_content=True)
+                if read1
+                else raw.read(_READ_SIZE, decode_content=True)
+            )
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise _TooLarge(f"answer larger than {MAX_BODY_BYTES} bytes")
+            if time.monotonic() > deadline:
+                raise _Deadline(f"answer not complete within {timeout:g}s")
+            chunks.append(chunk)
+        return response.status_code, response.headers, b"".join(chunks)
+
+
+def _describe(error: Exception, timeout: float) -> str:
+    if isinstance(error, _Deadline):
+        return f"timed out: {error}"
+    if isinstance(error, requests.Timeout):
+        return f"timed out after {timeout:g}s ({error})"
+    return f"connection failed ({error})"
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds a `Retry-After` header asks for: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return seconds if seconds > 0 else 0.0  # also maps NaN to 0
+
+
+def _snippet(body: bytes) -> str:
+    text = body[:_SNIPPET].decode("utf-8", "replace").strip()
+    return f": {text}" if text else ""
+
+
+def _scrub(message: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
+    return message
+
+
+def display_url(url: str) -> str:
+    """`url` without any user:password part, fit for messages and batch names."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+class HttpSource:
+    """One feed pulled from one endpoint, from a remembered watermark (see the module doc).
+
+    `columns` is the feed's column tuple. `token` is sent as a bearer token. `verify` is
+    requests' `verify`: False, or a CA bundle path, is used whatever REQUESTS_CA_BUNDLE says;
+    True means requests' default trust, which that variable may set. `session.verify` is
+    ignored in favour of `verify`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        feed: str,
+        columns: Sequence[str],
+        *,
+        token: str | None = None,
+        since: str | None = None,
+        watermark_field: str = "updated_at",
+        page_size: int = 1000,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_wait: float = 30.0,
+        session: requests.Session | None = None,
+        verify: bool | str = True,
+    ):
+        if page_size < 1:
+            raise ValueError(f"HTTP source {name}: page_size must be at least 1, not {page_size}")
+        if retries < 0:
+            raise ValueError(f"HTTP source {name}: retries can't be negative ({retries})")
+        if timeout <= 0:
+            raise ValueError(f"HTTP source {name}: timeout must be positive ({timeout})")
+        self.name = name
+        self.url = url
+        self.feed = feed
+        self.columns = tuple(columns)
+        self.token = token
+        self.since = since or None
+        self.watermark_field = watermark_field
+        self.page_size = page_size
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_wait = max_wait
+        self.session = session
+        self.verify = verify
+        self.display_url = display_url(url)
+        self._secrets = tuple(s for s in (token, urlsplit(url).password) if s)
+
+    def batches(self) -> Iterator[Batch]:
+        """One batch per page; the next page is asked for only when the caller wants it.
+
+        :raise SourceError: when a page can't be had (after retries) or isn't the JSON the
+            protocol promises; batches already yielded stay good.
+        """
+        session = self.session or requests.Session()
+        try:
+            yield from self._pages(session)
+        finally:
+            if self.session is None:
+                session.close()
+
+    def _pages(self, session: requests.Session) -> Iterator[Batch]:
+        headers = {"Accept": "application/json", "User-Agent": "trauma-tracker"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        watermark = self.since
+        cursor: str | None = None
+        seen_cursors: set[str] = set()
+        records = 0
+        page = 0
+        while True:
+            page += 1
+            where = f"GET {self.display_url} page {page}"
+            params: dict[str, Any] = {}
+            if self.since:
+                params["since"] = self.since
+            params["limit"] = self.page_size
+            if cursor is not None:
+                params["cursor"] = cursor
+            body = fetch(
+                session,
+                self.url,
+                where=where,
+                params=params,
+                headers=headers,
+                verify=self.verify,
+                timeout=self.timeout,
+                retries=self.retries,
+                backoff=self.backoff,
+                max_wait=self.max_wait,
+                secrets=self._secrets,
+            )
+            items, next_cursor = self._parse(body, where)
+            for item in items:
+                value = item.get(self.watermark_field) if isinstance(item, dict) else None
+                if value is not None and (watermark is None or str(value) > watermark):
+                    watermark = str(value)
+            yield Batch(
+                name=f"{self.display_url} page {page}",
+                feed=self.feed,
+                columns=self.columns,
+                # Numbered across the whole pull so a quarantine message points at one item.
+                rows=list(rows_from_records(items, self.columns, first=records + 1)),
+                content_hash=hashlib.sha256(body).hexdigest(),
+                source_key=self.name,
+                watermark=watermark,
+            )
+            records += len(items)
+            if next_cursor is None:
+                return
+            if next_cursor in seen_cursors:
+                # A server handing back an old cursor would otherwise keep us here forever.
+                raise SourceError(
+                    _scrub(f"{where}: next_cursor {next_cursor!r} was already used", self._secrets)
+                )
+            seen_cursors.add(next_cursor)
+            cursor = next_cursor
+
+    def _parse(self, body: bytes, where: str) -> tuple[list[Any], str | None]:
+        try:
+            document = json.loads(body)
+        except ValueError as error:
+            raise SourceError(
+                _scrub(f"{where}: answer is not JSON ({error}){_snippet(body)}", self._secrets)
+            ) from None
+        if not isinstance(document, dict) or not isinstance(document.get("items"), list):
+            raise SourceError(
+                _scrub(
+                    f'{where}: answer is not {{"items": [...], "next_cursor": ...}}'
+                    f"{_snippet(body)}",
+                    self._secrets,
+                )
+            )
+        cursor = document.get("next_cursor")
+        if isinstance(cursor, bool) or not isinstance(cursor, str | int | None):
+            raise SourceError(f"{where}: next_cursor is not text or null: {cursor!r}")
+        return document["items"], (str(cursor) if cursor not in (None, "") else None)

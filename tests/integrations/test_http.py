@@ -1,0 +1,402 @@
+"""The HTTP source against a real paged endpoint on loopback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+import certifi
+import pytest
+
+from engine.feeds import FEEDS
+from integrations.base import SourceError
+from integrations.http import HttpSource
+
+COLUMNS = FEEDS["cc_incidents"].columns
+TOKEN = "s3cret-token-value"
+
+Fault = Callable[[BaseHTTPRequestHandler], bool]  # True when it answered the request itself
+
+
+@dataclass
+class Seen:
+    query: dict[str, str]
+    headers: dict[str, str]
+    at: float
+
+
+@dataclass
+class Endpoint:
+    """The force's side: items, the requests it saw, and faults to answer with."""
+
+    url: str = ""
+    items: list[dict] = field(default_factory=list)
+    seen: list[Seen] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)  # one per request, in order
+    always: Fault | None = None  # for every request once `faults` is used up
+
+    def page(self, query: dict[str, str]) -> bytes:
+        since = query.get("since")
+        matching = sorted(
+            (i for i in self.items if since is None or i["updated_at"] > since),
+            key=lambda i: i["updated_at"],
+        )
+        start = int(query.get("cursor", 0))
+        end = start + int(query["limit"])
+        next_cursor = str(end) if end < len(matching) else None
+        return json.dumps({"items": matching[start:end], "next_cursor": next_cursor}).encode()
+
+
+def incident(n: int, updated_at: str) -> dict:
+    return {
+        "incident_urn": f"INC-{n:04d}",
+        "created_at": "2025-06-01T09:00:00Z",
+        "closing_code": "SUDDEN_DEATH",
+        "updated_at": updated_at,
+    }
+
+
+def answer(status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> Fault:
+    def fault(handler: BaseHTTPRequestHandler) -> bool:
+        handler.send_response(status)
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+        return True
+
+    return fault
+
+
+def echo_authorization(status: int) -> Fault:
+    """An error page quoting the request's Authorization header, as careless servers do."""
+
+    def fault(handler: BaseHTTPRequestHandler) -> bool:
+        body = f"no such feed (you sent {handler.headers.get('Authorization')})".encode()
+        return answer(status, body)(handler)
+
+    return fault
+
+
+def pause(seconds: float) -> Fault:
+    def fault(handler: BaseHTTPRequestHandler) -> bool:
+        time.sleep(seconds)
+        return False  # then answer normally, to a client that has given up
+
+    return fault
+
+
+def trickle(seconds: float) -> Fault:
+    """Headers at once, then the body a byte at a time: each read is quick, the whole is not."""
+
+    def fault(handler: BaseHTTPRequestHandler) -> bool:
+        body = b'{"items": [], "next_cursor": null}'
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.flush()
+        for byte in body:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(seconds / len(body))
+        return True
+
+    return fault
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        endpoint: Endpoint = self.server.endpoint  # type: ignore[attr-defined]
+        query = dict(parse_qsl(urlsplit(self.path).query))
+        endpoint.seen.append(Seen(query, dict(self.headers), time.monotonic()))
+        fault = endpoint.faults.pop(0) if endpoint.faults else endpoint.always
+        if fault is not None and fault(self):
+            return
+        answer(200, endpoint.page(query), {"Content-Type": "application/json"})(self)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        # A client that timed out leaves a broken pipe behind; that is the test working.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
+def _serve(context: ssl.SSLContext | None = None) -> Iterator[Endpoint]:
+    endpoint = Endpoint()
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.endpoint = endpoint  # type: ignore[attr-defined]
+    scheme = "http"
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    endpoint.url = f"{scheme}://127.0.0.1:{server.server_address[1]}/v1/cc_incidents"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield endpoint
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Endpoint]:
+    yield from _serve()
+
+
+def source(endpoint: Endpoint, **options) -> HttpSource:
+    options = {"backoff": 0.001, "max_wait": 0.05, "timeout": 2.0, **options}
+    return HttpSource("cad-http", endpoint.url, "cc_incidents", COLUMNS, **options)
+
+
+def test_pages_follow_the_cursor(endpoint):
+    endpoint.items = [incident(n, f"2025-06-01T10:0{n}:00Z") for n in range(1, 8)]
+
+    batches = list(source(endpoint, page_size=3).batches())
+
+    assert [b.name for b in batches] == [f"{endpoint.url} page {n}" for n in (1, 2, 3)]
+    assert [[number for number, _ in b.rows] for b in batches] == [[1, 2, 3], [4, 5, 6], [7]]
+    assert [s.query for s in endpoint.seen] == [
+        {"limit": "3"},
+        {"limit": "3", "cursor": "3"},
+        {"limit": "3", "cursor": "6"},
+    ]
+    first = batches[0]
+    assert (first.feed, first.columns, first.source_key) == ("cc_incidents", COLUMNS, "cad-http")
+    assert first.rows[0] == (
+        1,
+        ["INC-0001", "2025-06-01T09:00:00Z", None, None, "SUDDEN_DEATH", None, None, None],
+    )
+    assert [b.watermark for b in batches] == [
+        "2025-06-01T10:03:00Z",
+        "2025-06-01T10:06:00Z",
+        "2025-06-01T10:07:00Z",
+    ]
+    assert len({b.content_hash for b in batches}) == 3
+    assert all(len(b.content_hash or "") == 64 for b in batches)
+
+
+def test_next_pull_sends_the_watermark_and_gets_only_newer_items(endpoint):
+    endpoint.items = [incident(n, f"2025-06-01T10:0{n}:00Z") for n in range(1, 4)]
+    watermark = list(source(endpoint).batches())[-1].watermark
+    endpoint.items += [incident(n, f"2025-06-02T08:0{n}:00Z") for n in (4, 5)]
+    endpoint.seen.clear()
+
+    batches = list(source(endpoint, since=watermark).batches())
+
+    assert endpoint.seen[0].query["since"] == "2025-06-01T10:03:00Z"
+    assert [row[0] for _, row in batches[0].rows] == ["INC-0004", "INC-0005"]
+    assert batches[-1].watermark == "2025-06-02T08:05:00Z"
+
+
+def test_items_without_a_watermark_leave_it_alone(endpoint):
+    page = {"items": [incident(1, "2025-06-01T10:01:00Z"), {"incident_urn": "B"}]}
+    endpoint.always = answer(200, json.dumps(page).encode())
+
+    (batch,) = source(endpoint, since="2025-06-01T10:00:00Z").batches()
+
+    assert len(batch.rows) == 2
+    assert batch.watermark == "2025-06-01T10:01:00Z"
+
+
+def test_nothing_new_keeps_the_watermark(endpoint):
+    endpoint.items = [incident(1, "2025-06-01T10:01:00Z")]
+
+    batches = list(source(endpoint, since="2025-06-03T00:00:00Z").batches())
+
+    assert [b.rows for b in batches] == [[]]
+    assert batches[0].watermark == "2025-06-03T00:00:00Z"
+
+
+def test_a_record_that_is_not_an_object_is_an_unreadable_row(endpoint):
+    endpoint.always = answer(200, b'{"items": [{"incident_urn": "A"}, 7], "next_cursor": null}')
+
+    (batch,) = source(endpoint).batches()
+
+    assert batch.rows[1][0] == 2
+    assert "not a JSON object" in batch.rows[1][1].reason
+
+
+def test_token_is_sent_as_a_bearer_token(endpoint):
+    list(source(endpoint, token=TOKEN).batches())
+    list(source(endpoint).batches())
+
+    assert endpoint.seen[0].headers["Authorization"] == f"Bearer {TOKEN}"
+    assert "Authorization" not in endpoint.seen[1].headers
+
+
+def test_a_server_error_is_retried(endpoint):
+    endpoint.items = [incident(1, "2025-06-01T10:01:00Z")]
+    endpoint.faults = [answer(500, b"database busy")]
+
+    (batch,) = source(endpoint).batches()
+
+    assert len(endpoint.seen) == 2
+    assert endpoint.seen[0].query == endpoint.seen[1].query
+    assert [row[0] for _, row in batch.rows] == ["INC-0001"]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_is_honoured(endpoint, status):
+    endpoint.faults = [answer(status, headers={"Retry-After": "0.3"})]
+
+    list(source(endpoint, max_wait=5.0).batches())
+
+    assert len(endpoint.seen) == 2
+    assert endpoint.seen[1].at - endpoint.seen[0].at >= 0.28  # backoff alone is 0.001s
+
+
+def test_retry_after_is_capped(endpoint):
+    endpoint.faults = [answer(429, headers={"Retry-After": "3600"})]
+
+    list(source(endpoint, max_wait=0.05).batches())
+
+    assert endpoint.seen[1].at - endpoint.seen[0].at < 2
+
+
+def test_a_slow_server_times_out_and_fails_naming_the_url(endpoint):
+    endpoint.always = pause(0.6)
+
+    with pytest.raises(SourceError) as raised:
+        list(source(endpoint, token=TOKEN, timeout=0.15, retries=2).batches())
+
+    message = str(raised.value)
+    assert len(endpoint.seen) == 3
+    assert endpoint.url in message
+    assert "timed out" in message
+    assert "gave up after 3 attempts" in message
+    assert TOKEN not in message
+
+
+def test_a_trickling_answer_is_cut_off_at_the_timeout(endpoint):
+    endpoint.always = trickle(2.0)
+    started = time.monotonic()
+
+    with pytest.raises(SourceError, match="not complete within 0.3s"):
+        list(source(endpoint, timeout=0.3, retries=0).batches())
+
+    assert time.monotonic() - started < 1.5
+
+
+def test_not_found_fails_at_once_without_the_token(endpoint):
+    endpoint.always = echo_authorization(404)
+
+    with pytest.raises(SourceError) as raised:
+        list(source(endpoint, token=TOKEN).batches())
+
+    message = str(raised.value)
+    assert len(endpoint.seen) == 1
+    assert f"GET {endpoint.url} page 1: HTTP 404" in message
+    assert TOKEN not in message
+    assert "Bearer ***" in message
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"<html>Service portal</html>", "not JSON"),
+        (b'{"data": []}', '"items"'),
+        (b'{"items": [], "next_cursor": {"page": 2}}', "next_cursor"),
+    ],
+)
+def test_an_answer_of_the_wrong_shape_fails(endpoint, body, problem):
+    endpoint.always = answer(200, body)
+
+    with pytest.raises(SourceError, match=problem) as raised:
+        list(source(endpoint, token=TOKEN).batches())
+
+    assert endpoint.url in str(raised.value)
+    assert len(endpoint.seen) == 1
+
+
+def test_a_repeated_cursor_stops_the_pull(endpoint):
+    endpoint.always = answer(200, b'{"items": [], "next_cursor": "same"}')
+
+    with pytest.raises(SourceError, match="already used"):
+        list(source(endpoint).batches())
+
+    assert len(endpoint.seen) == 2
+
+
+def test_an_unreachable_endpoint_fails_after_retries():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1/cc_incidents"
+    pull = HttpSource("cad", url, "cc_incidents", COLUMNS, token=TOKEN, retries=1, backoff=0.001)
+
+    with pytest.raises(SourceError) as raised:
+        list(pull.batches())
+
+    message = str(raised.value)
+    assert "connection failed" in message
+    assert url in message
+    assert "gave up after 2 attempts" in message
+    assert TOKEN not in message
+
+
+def test_credentials_in_the_url_stay_out_of_names(endpoint):
+    url = endpoint.url.replace("http://", "http://feeduser:url-password@")
+
+    (batch,) = HttpSource("cad", url, "cc_incidents", COLUMNS).batches()
+
+    assert batch.name == f"{endpoint.url} page 1"
+
+
+@pytest.fixture
+def certificate(tmp_path) -> tuple[str, str]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
+
+
+@pytest.fixture
+def tls_endpoint(certificate) -> Iterator[Endpoint]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    yield from _serve(context)
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_verify_is_used_as_passed_whatever_the_environment_says(
+    tls_endpoint, certificate, monkeypatch
+):
+    # The system bundle doesn't trust our certificate; requests would let this variable
+    # replace a session's `verify`.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    tls_endpoint.items = [incident(1, "2025-06-01T10:01:00Z")]
+
+    (trusted,) = source(tls_endpoint, verify=certificate[0]).batches()
+    (unchecked,) = source(tls_endpoint, verify=False).batches()
+    with pytest.raises(SourceError, match="TLS failed"):
+        list(source(tls_endpoint, verify=True, retries=3).batches())
+
+    assert len(trusted.rows) == len(unchecked.rows) == 1
+    assert len(tls_endpoint.seen) == 2  # the refused certificate was not tried again
