@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
 
+from models.db import head_revision
 from tests.feedfiles import SAMPLE_ROWS, write_csv, write_force
 from trauma_tracker.cli import main
 
@@ -24,9 +29,9 @@ def run(database_url):
 def test_init_creates_then_reports_current(run):
     first = run("init")
     assert first.exit_code == 0, first.output
-    assert "schema created -> 0001" in first.output
+    assert f"schema created -> {head_revision()}" in first.output
     second = run("init")
-    assert "schema is current (0001)" in second.output
+    assert f"schema is current ({head_revision()})" in second.output
 
 
 def test_ingest_before_init_says_what_to_do(run, tmp_path):
@@ -81,3 +86,30 @@ def test_a_missing_path_exits_2(run, tmp_path):
     result = run("ingest", tmp_path / "nowhere.csv")
     assert result.exit_code == 2
     assert "nowhere.csv: no such file or folder" in result.output
+
+
+def test_progress_in_rows_per_second_on_a_terminal(tmp_path):
+    """Run as an operator would, with stderr on a terminal (a pseudo-terminal here)."""
+    database = f"sqlite:///{tmp_path / 'tty.sqlite'}"
+    path = write_csv(tmp_path / "units.csv", SAMPLE_ROWS["units"])
+    cli = [sys.executable, "-m", "trauma_tracker", "--db", database]
+    subprocess.run([*cli, "init"], check=True, capture_output=True)
+    primary, secondary = pty.openpty()
+    with subprocess.Popen(
+        [*cli, "ingest", str(path)], stderr=secondary, stdout=subprocess.PIPE
+    ) as proc:
+        os.close(secondary)
+        shown = b""
+        while True:
+            try:
+                data = os.read(primary, 1024)
+            except OSError:  # the terminal closes when the process ends
+                break
+            if not data:
+                break
+            shown += data
+        proc.wait(timeout=60)
+    os.close(primary)
+    assert proc.returncode == 0
+    assert b"units.csv: 2 rows," in shown
+    assert b"rows/s" in shown
