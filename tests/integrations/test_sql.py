@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from engine.feeds import FEEDS, Reject, compile_validator
+from engine.feeds import FEEDS, Reject, compile_validator, to_datetime
 from integrations.base import SourceError
 from integrations.sql import SqlSource, plain_value
 
@@ -130,7 +130,9 @@ def test_rows_pass_the_feed_validator(force):
     checked = validate(line, values)
     assert not isinstance(checked, Reject), checked
     # 09:01 naive is London summer time: 08:01 UTC.
-    assert _utc(checked[COLUMNS.index("created_at")]) == datetime(2025, 6, 1, 8, 1, tzinfo=UTC)
+    assert to_datetime(checked[COLUMNS.index("created_at")]) == datetime(
+        2025, 6, 1, 8, 1, tzinfo=UTC
+    )
     assert checked[COLUMNS.index("grade")] == "2.5"
 
 
