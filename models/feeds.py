@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
+
+# Scoring (engine/scoring.py) finds what changed since its last evaluation by `run_id`; the
+# indexes on it cost little at load time because new rows append at the index's end.
 
 
 class Unit(SQLModel, table=True):
@@ -54,18 +58,20 @@ class Incident(SQLModel, table=True):
     qualifiers: str | None = None  # `|`-joined
     grade: str | None = None
     unit_id: str | None = None
-    run_id: int | None = None
+    run_id: int | None = Field(default=None, index=True)
 
 
 class Deployment(SQLModel, table=True):
     __tablename__ = "cc_deployments"
+    # By person and time: a person's recent deployments (deployments_30d) without a scan.
+    __table_args__ = (Index("ix_cc_deployments_staff_arrived", "staff_id", "arrived_at"),)
 
     incident_urn: str = Field(primary_key=True)
-    staff_id: str = Field(primary_key=True, index=True)
+    staff_id: str = Field(primary_key=True)
     role: str = Field(primary_key=True)
     arrived_at: datetime | None = None
     cleared_at: datetime | None = None
-    run_id: int | None = None
+    run_id: int | None = Field(default=None, index=True)
 
 
 class Occurrence(SQLModel, table=True):
@@ -77,10 +83,11 @@ class Occurrence(SQLModel, table=True):
     crime_flags: str | None = None  # `|`-joined
     iioc_category: str | None = None
     status: str
-    closed_at: datetime | None = None
+    # Open investigations at a moment: those closed after it, or not closed.
+    closed_at: datetime | None = Field(default=None, index=True)
     linked_incident_urn: str | None = Field(default=None, index=True)
     unit_id: str | None = None
-    run_id: int | None = None
+    run_id: int | None = Field(default=None, index=True)
 
 
 class Involvement(SQLModel, table=True):
@@ -91,7 +98,7 @@ class Involvement(SQLModel, table=True):
     role: str = Field(primary_key=True)
     assigned_at: datetime = Field(primary_key=True)
     unassigned_at: datetime | None = None
-    run_id: int | None = None
+    run_id: int | None = Field(default=None, index=True)
 
 
 class RestDayCancellation(SQLModel, table=True):

@@ -6,9 +6,11 @@ can't be processed at all.
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -220,6 +222,201 @@ def generate(directory: Path, people: int, years: float, seed: int, dirty, end, 
     click.echo(f"{directory}: {total:,} rows for {people} people over {years:g} years")
     for feed_name, count in counts.items():
         click.echo(f"  {feed_name}: {count:,}")
+
+
+# -- scoring, indicators, opt-out -------------------------------------------------------------
+
+
+def _load_criteria(obj: Context):
+    """The criteria file, or exit 1 listing every problem as FILE:LINE: message."""
+    from engine.criteria import load_criteria
+    from engine.yamlfile import RuleFileError
+
+    try:
+        return load_criteria(obj.settings.rules_dir)
+    except RuleFileError as error:
+        for problem in error.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(1)
+
+
+def _parse_as_of(_ctx, _param, value: str | None) -> datetime | None:
+    from engine.sqltime import parse_as_of
+
+    if value is None:
+        return None
+    try:
+        return parse_as_of(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: expected a date (YYYY-MM-DD) or an ISO 8601 datetime"
+        ) from None
+
+
+_AS_OF_HELP = (
+    "The moment to compute for (ISO 8601; no offset means London time; a bare date means the "
+    "end of that day). Default: now."
+)
+
+
+@main.command()
+@click.option("--as-of", "as_of", metavar="T", callback=_parse_as_of, help=_AS_OF_HELP)
+@click.option("--full", is_flag=True, help="Rescore every exposure and snapshot everyone.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def evaluate(obj: Context, as_of: datetime | None, full: bool, as_json: bool) -> None:
+    """Score exposures and take each person's indicator snapshot.
+
+    Incremental: only what ingest changed since the last evaluation is rescored, and a
+    snapshot is written for each person whose figures changed. Intervention rules are not
+    evaluated yet (they come with the rules release): no decisions are made and no alerts
+    open, so --json reports decisions 0, alerts_opened 0 and ruleset null.
+    """
+    from engine.evaluation import evaluate as run_evaluation
+
+    criteria, text = _load_criteria(obj)
+    report = run_evaluation(
+        obj.current_engine(),
+        criteria,
+        text,
+        as_of=as_of,
+        full=full,
+        history_days=obj.settings.history_days,
+    )
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+        return
+    when = _london(report.as_of)
+    click.echo(
+        f"evaluated as of {when} ({report.mode}, criteria {report.criteria_version}): "
+        f"{report.people} people, {report.snapshots_written} snapshots written, "
+        f"{report.groups_rescored} person-incident pairs rescored, {report.exposures} exposures"
+    )
+    if not report.current:
+        click.echo("  an earlier moment than the newest evaluation: current snapshots unchanged")
+    click.echo("  rules not evaluated yet: 0 decisions, 0 alerts")
+
+
+def _london(moment: datetime) -> str:
+    from engine.sqltime import LONDON
+
+    return moment.astimezone(LONDON).strftime("%Y-%m-%d %H:%M %Z")
+
+
+@main.command()
+@click.argument("staff_id")
+@click.option("--as-of", "as_of", metavar="T", callback=_parse_as_of, help=_AS_OF_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def exposure(obj: Context, staff_id: str, as_of: datetime | None, as_json: bool) -> None:
+    """One person's exposure: points and counts over 30 days, 90 days, 365 days and 5 years,
+    and every exposure in the history. An opted-out person shows only that."""
+    from engine.criteria import load_criteria
+    from engine.personal import UnknownPerson, person_exposure
+    from engine.yamlfile import RuleFileError
+
+    try:  # labels only: a broken criteria file must not hide a person's record
+        criteria, _ = load_criteria(obj.settings.rules_dir)
+    except RuleFileError:
+        criteria = None
+    try:
+        document = person_exposure(
+            obj.current_engine(),
+            staff_id,
+            as_of or datetime.now(UTC),
+            history_days=obj.settings.history_days,
+            criteria=criteria,
+        )
+    except UnknownPerson:
+        fail(f"no person with staff id {staff_id!r} has been ingested")
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+    else:
+        _print_exposure(document)
+
+
+def _print_exposure(document: dict) -> None:
+    staff_id = document["staff_id"]
+    if document["opted_out"]:
+        click.echo(f"{staff_id} has opted out: nothing about them is recorded or shown.")
+        return
+    as_of = datetime.fromisoformat(document["as_of"].replace("Z", "+00:00"))
+    click.echo(f"{staff_id} as of {_london(as_of)}")
+    click.echo(f"  {'window':<8} {'points':>8} {'exposures':>10}")
+    for window, figures in document["windows"].items():
+        click.echo(f"  {window:<8} {figures['points']:>8g} {figures['exposures']:>10}")
+    if not document["exposures"]:
+        click.echo("  no exposures recorded")
+        return
+    click.echo("")
+    header = f"  {'when':<20} {'category':<28} {'tier':>4}  {'role':<15} {'points':>6}  ref"
+    click.echo(header)
+    for item in document["exposures"]:
+        when = _london(datetime.fromisoformat(item["at"].replace("Z", "+00:00")))
+        category = item["label"] or item["category"]
+        click.echo(
+            f"  {when:<20} {category[:28]:<28} {item['tier']:>4}  {item['role']:<15} "
+            f"{item['points']:>6g}  {item['ref']}"
+        )
+
+
+def _actor(given: str | None) -> str:
+    if given:
+        return given
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (containers)
+        return "unknown"
+
+
+_BY_HELP = "Who is recording the person's choice (default: the operating-system user)."
+
+
+@main.command("opt-out")
+@click.argument("staff_id")
+@click.option("--by", "actor", help=_BY_HELP)
+@click.pass_obj
+def opt_out_command(obj: Context, staff_id: str, actor: str | None) -> None:
+    """Record that a person opts out: their exposures and snapshots are deleted at once and
+    none are made while they are out."""
+    from engine.optout import UnknownPerson, opt_out
+
+    try:
+        done = opt_out(obj.current_engine(), staff_id, actor=_actor(actor))
+    except UnknownPerson:
+        fail(f"no person with staff id {staff_id!r} has been ingested")
+    if done:
+        click.echo(f"{staff_id} opted out: their derived data is deleted and none will be made.")
+    else:
+        click.echo(f"{staff_id} had already opted out; nothing changed.")
+
+
+@main.command("opt-in")
+@click.argument("staff_id")
+@click.option("--by", "actor", help=_BY_HELP)
+@click.pass_obj
+def opt_in_command(obj: Context, staff_id: str, actor: str | None) -> None:
+    """Record that a person opts back in: their exposures and snapshot are rebuilt from the
+    source records straight away."""
+    from engine.optout import UnknownPerson, opt_in
+
+    criteria, _ = _load_criteria(obj)
+    try:
+        done = opt_in(obj.current_engine(), staff_id, criteria, actor=_actor(actor))
+    except UnknownPerson:
+        fail(f"no person with staff id {staff_id!r} has been ingested")
+    if done:
+        click.echo(f"{staff_id} opted back in: exposures rebuilt from the source records.")
+    else:
+        click.echo(f"{staff_id} had not opted out; nothing changed.")
+
+
+# The rules, alerts and audit commands live in their own module (issue 4).
+from trauma_tracker.cli_rules import alerts, audit, rules  # noqa: E402
+
+main.add_command(rules)
+main.add_command(alerts)
+main.add_command(audit)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite:///trauma-tracker.sqlite"
+# How far back exposures are kept and shown: at least the 5-year window the indicators use;
+# a force that wants longer-term trends sets more (TT_HISTORY_YEARS).
+DEFAULT_HISTORY_YEARS = 5.0
 SHIPPED_RULES = Path(__file__).resolve().parent.parent / "rules"
 
 
@@ -65,6 +68,12 @@ class Settings:
     secret_key: str | None = None
     base_url: str | None = None
     sources: tuple[HttpSourceSettings | SqlSourceSettings, ...] = field(default=())
+    history_years: float = DEFAULT_HISTORY_YEARS
+
+    @property
+    def history_days(self) -> int:
+        """The history in whole days: 5 years is 1,826 days, the indicators' `5y` window."""
+        return int(self.history_years * 365.25)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,7 +85,23 @@ class Settings:
             secret_key=_value(env, "TT_SECRET_KEY"),
             base_url=_value(env, "TT_BASE_URL"),
             sources=load_sources(Path(sources_file), env) if sources_file else (),
+            history_years=_history_years(_value(env, "TT_HISTORY_YEARS")),
         )
+
+
+def _history_years(text: str | None) -> float:
+    if text is None:
+        return DEFAULT_HISTORY_YEARS
+    try:
+        years = float(text)
+    except ValueError:
+        raise SettingsError(f"TT_HISTORY_YEARS: not a number of years: {text!r}") from None
+    if not DEFAULT_HISTORY_YEARS <= years <= 100:
+        raise SettingsError(
+            f"TT_HISTORY_YEARS: {text} years; it must be at least {DEFAULT_HISTORY_YEARS:g} (the "
+            "indicators look back 5 years) and at most 100"
+        )
+    return years
 
 
 _HTTP_KEYS = {

@@ -1,0 +1,367 @@
+"""Alert lifecycle: who hears about an alert, acknowledgement, resolution, escalation, follow-ups.
+
+States go open -> acknowledged -> resolved (or open -> resolved). Recipients are resolved from
+the people history at the moment that matters: the supervisor in force on the alert's day
+(London calendar), so a person who moved team last week alerts the new supervisor. A
+supervisor's own alert goes to their own supervisor, never to themselves; with no supervisor
+in force it goes to the escalation recipient (the wellbeing team) rather than nowhere.
+
+Escalation and follow-ups are jobs the scheduler calls (`escalate_overdue`, `send_follow_ups`);
+each writes outbox rows and alert events in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from engine.rules import marks
+from engine.rules.pack import Routing
+from models import Alert, AlertEvent, AlertFollowUp, OutboxMessage, PersonVersion
+
+log = logging.getLogger(__name__)
+
+LONDON = ZoneInfo("Europe/London")
+OUTCOMES = ("support_offered", "referred", "declined", "no_action_needed", "false_positive")
+# Follow-ups stop when the alert turned out not to be needed; a person who was supported, or
+# who declined, is still asked after again.
+STOPS_FOLLOW_UPS = ("no_action_needed", "false_positive")
+STATUSES = ("open", "acknowledged", "resolved")
+
+alerts_t: sa.Table = Alert.__table__
+events_t: sa.Table = AlertEvent.__table__
+follow_ups_t: sa.Table = AlertFollowUp.__table__
+outbox_t: sa.Table = OutboxMessage.__table__
+people_t: sa.Table = PersonVersion.__table__
+
+
+class AlertError(Exception):
+    """An alert that does not exist, or a change its state does not allow."""
+
+
+def force_day(moment: datetime) -> date:
+    return moment.astimezone(LONDON).date()
+
+
+# --- people history --------------------------------------------------------------------------
+
+
+class PeopleDirectory:
+    """People versions for some staff and their supervisors; answers who was in force on a day."""
+
+    def __init__(self, rows: Iterable[Any]):
+        self._versions: dict[str, list[Any]] = {}
+        for row in sorted(rows, key=lambda r: (r.staff_id, r.valid_from)):
+            self._versions.setdefault(row.staff_id, []).append(row)
+
+    @classmethod
+    def load(cls, conn: sa.Connection, staff_ids: Iterable[str]) -> PeopleDirectory:
+        wanted = set(staff_ids)
+        rows = _versions_of(conn, wanted)
+        supervisors = {r.supervisor_id for r in rows if r.supervisor_id} - wanted
+        return cls([*rows, *_versions_of(conn, supervisors)])
+
+    def at(self, staff_id: str, day: date) -> Any | None:
+        """The version in force on `day`: the newest `valid_from` on or before it."""
+        versions = self._versions.get(staff_id, [])
+        index = bisect.bisect_right([v.valid_from for v in versions], day)
+        return versions[index - 1] if index else None
+
+    def supervisor(self, staff_id: str, day: date) -> str | None:
+        """The supervisor in force on `day`, if they are known, in post, and not the person."""
+        person = self.at(staff_id, day)
+        boss = person.supervisor_id if person else None
+        if not boss or boss == staff_id:
+            return None
+        version = self.at(boss, day)
+        if version is None or (version.leave_date is not None and version.leave_date <= day):
+            return None
+        return boss
+
+    def name(self, staff_id: str, day: date) -> str | None:
+        person = self.at(staff_id, day)
+        return person.display_name if person else None
+
+
+def _versions_of(conn: sa.Connection, staff_ids: set[str]) -> list[Any]:
+    ids = sorted(staff_ids)
+    rows: list[Any] = []
+    columns = [people_t.c[n] for n in ("staff_id", "valid_from", "display_name", "unit_id")]
+    columns += [people_t.c.supervisor_id, people_t.c.leave_date]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows += conn.execute(sa.select(*columns).where(people_t.c.staff_id.in_(chunk))).all()
+    return rows
+
+
+def recipients_for(
+    people: PeopleDirectory, routing: Routing, notify: Iterable[str], staff_id: str, at: datetime
+) -> list[dict[str, Any]]:
+    """Each recipient as {"name", "to", "channels"}: "to" is a supervisor's staff id, or an
+    address."""
+    day = force_day(at)
+    found: list[dict[str, Any]] = []
+    for name in notify:
+        recipient = routing.recipients.get(name)
+        if recipient is None:
+            log.error("alert for %s names recipient %r, not in routing.yaml", staff_id, name)
+            continue
+        if name != "supervisor":
+            found.append(
+                {"name": name, "to": recipient.email or name, "channels": list(recipient.channels)}
+            )
+            continue
+        boss = people.supervisor(staff_id, day)
+        if boss:
+            found.append({"name": name, "to": boss, "channels": list(recipient.channels)})
+            continue
+        fallback = routing.recipients.get(routing.escalate_to or "")
+        if fallback is None:
+            log.error(
+                "no supervisor in force for %s on %s and no escalation recipient", staff_id, day
+            )
+            continue
+        found.append(
+            {
+                "name": fallback.name,
+                "to": fallback.email or fallback.name,
+                "channels": list(fallback.channels),
+                "instead_of": "supervisor",
+            }
+        )
+    unique: dict[str, dict[str, Any]] = {}
+    for item in found:
+        unique.setdefault(item["to"], item)
+    return list(unique.values())
+
+
+def payload(kind: str, alert: Mapping[str, Any], name: str | None, **extra: Any) -> str:
+    """What a notification says: who needs a conversation, why in one line, and a link."""
+    body = {
+        "kind": kind,
+        "alert_id": alert["id"],
+        "staff_id": alert["staff_id"],
+        "name": name,
+        "title": alert["title"],
+        "severity": alert["severity"],
+        "link": f"/alerts/{alert['id']}",
+        **extra,
+    }
+    return json.dumps(body, sort_keys=True)
+
+
+def outbox_rows(
+    alert_id: int, kind: str, recipients: Iterable[Mapping[str, Any]], body: str, now: datetime
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "alert_id": alert_id,
+            "kind": kind,
+            "channel": channel,
+            "recipient": recipient["to"],
+            "payload": body,
+            "status": "pending",
+            "due_at": now,
+            "created_at": now,
+            "attempts": 0,
+        }
+        for recipient in recipients
+        for channel in recipient["channels"]
+    ]
+
+
+def event_row(alert_id: int, at: datetime, actor: str, action: str, **detail: Any) -> dict:
+    text = json.dumps(detail, sort_keys=True) if detail else None
+    return {"alert_id": alert_id, "at": at, "actor": actor, "action": action, "detail": text}
+
+
+# --- acknowledging and resolving -------------------------------------------------------------
+
+
+def _alert(conn: sa.Connection, alert_id: int) -> Any:
+    row = conn.execute(sa.select(alerts_t).where(alerts_t.c.id == alert_id)).first()
+    if row is None:
+        raise AlertError(f"no alert {alert_id}")
+    return row
+
+
+def acknowledge(
+    conn: sa.Connection, alert_id: int, actor: str, at: datetime, note: str | None = None
+) -> None:
+    """Mark an open alert as seen by `actor`. :raise AlertError: missing, or not open."""
+    row = _alert(conn, alert_id)
+    changed = conn.execute(
+        alerts_t.update()
+        .where(alerts_t.c.id == alert_id, alerts_t.c.status == "open")
+        .values(status="acknowledged", acknowledged_at=at, acknowledged_by=actor)
+    ).rowcount
+    if not changed:
+        raise AlertError(
+            f"alert {alert_id} is {row.status}; only an open alert can be acknowledged"
+        )
+    conn.execute(events_t.insert(), event_row(alert_id, at, actor, "acknowledged", note=note))
+
+
+def resolve(
+    conn: sa.Connection,
+    alert_id: int,
+    actor: str,
+    outcome: str,
+    at: datetime,
+    note: str | None = None,
+) -> None:
+    """Close an alert with the conversation's outcome. :raise AlertError: bad outcome or state."""
+    if outcome not in OUTCOMES:
+        raise AlertError(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+    row = _alert(conn, alert_id)
+    changed = conn.execute(
+        alerts_t.update()
+        .where(alerts_t.c.id == alert_id, alerts_t.c.status.in_(("open", "acknowledged")))
+        .values(
+            status="resolved",
+            resolved_at=at,
+            resolved_by=actor,
+            outcome=outcome,
+            note=note,
+            open_key=None,
+        )
+    ).rowcount
+    if not changed:
+        raise AlertError(f"alert {alert_id} is already resolved")
+    conn.execute(
+        events_t.insert(), event_row(alert_id, at, actor, "resolved", outcome=outcome, note=note)
+    )
+    if outcome in STOPS_FOLLOW_UPS:
+        conn.execute(
+            follow_ups_t.update()
+            .where(follow_ups_t.c.alert_id == alert_id, follow_ups_t.c.status == "pending")
+            .values(status="cancelled", done_at=at)
+        )
+    # Unchanged figures were skipped while this alert was open; look at them again now.
+    marks.recheck(conn, row.staff_id, at)
+
+
+# --- scheduler jobs --------------------------------------------------------------------------
+
+
+def escalate_overdue(conn: sa.Connection, routing: Routing, now: datetime) -> list[int]:
+    """Alerts still open (not acknowledged) after routing's escalate.after go to escalate.to."""
+    if routing.escalate_after is None or routing.escalate_to is None:
+        return []
+    target = routing.recipients[routing.escalate_to]
+    recipient = {
+        "name": target.name,
+        "to": target.email or target.name,
+        "channels": target.channels,
+    }
+    overdue = conn.execute(
+        sa.select(alerts_t).where(
+            alerts_t.c.status == "open",
+            alerts_t.c.escalated_at.is_(None),
+            alerts_t.c.opened_at <= now - routing.escalate_after,
+        )
+    ).all()
+    people = PeopleDirectory.load(conn, {row.staff_id for row in overdue})
+    done = []
+    for row in overdue:
+        claimed = conn.execute(
+            alerts_t.update()
+            .where(alerts_t.c.id == row.id, alerts_t.c.escalated_at.is_(None))
+            .values(escalated_at=now)
+        ).rowcount
+        if not claimed:
+            continue  # another scheduler run took it
+        body = payload("escalation", row._mapping, people.name(row.staff_id, force_day(now)))
+        conn.execute(outbox_t.insert(), outbox_rows(row.id, "escalation", [recipient], body, now))
+        conn.execute(
+            events_t.insert(), event_row(row.id, now, "system", "escalated", to=recipient["to"])
+        )
+        done.append(row.id)
+    return done
+
+
+def send_follow_ups(conn: sa.Connection, routing: Routing, now: datetime) -> list[int]:
+    """Follow-up reminders now due: to the alert's recipients as resolved today."""
+    due = conn.execute(
+        sa.select(follow_ups_t, alerts_t)
+        .join(alerts_t, alerts_t.c.id == follow_ups_t.c.alert_id)
+        .where(follow_ups_t.c.status == "pending", follow_ups_t.c.due_at <= now)
+        .order_by(follow_ups_t.c.due_at)
+    ).all()
+    people = PeopleDirectory.load(conn, {row.staff_id for row in due})
+    sent = []
+    for row in due:
+        follow_up_id = row._mapping[follow_ups_t.c.id]
+        claimed = conn.execute(
+            follow_ups_t.update()
+            .where(follow_ups_t.c.id == follow_up_id, follow_ups_t.c.status == "pending")
+            .values(status="sent", done_at=now)
+        ).rowcount
+        if not claimed:
+            continue
+        alert = {c.name: row._mapping[c] for c in alerts_t.c}
+        recipients = recipients_for(people, routing, json.loads(alert["notify"]), row.staff_id, now)
+        name = people.name(row.staff_id, force_day(now))
+        body = payload("follow_up", alert, name, follow_up=row.label)
+        conn.execute(
+            outbox_t.insert(), outbox_rows(alert["id"], "follow_up", recipients, body, now)
+        )
+        event = event_row(alert["id"], now, "system", "follow_up", label=row.label)
+        conn.execute(events_t.insert(), event)
+        sent.append(follow_up_id)
+    return sent
+
+
+def list_alerts(conn: sa.Connection, status: str = "open") -> list[dict[str, Any]]:
+    """Alerts as CONTRACT's `alerts --json`.
+
+    `status` is open, acknowledged, resolved, unresolved (open or acknowledged) or all.
+    """
+    query = sa.select(alerts_t).order_by(alerts_t.c.opened_at, alerts_t.c.id)
+    if status == "unresolved":
+        query = query.where(alerts_t.c.status != "resolved")
+    elif status != "all":
+        query = query.where(alerts_t.c.status == status)
+    return [
+        {
+            "alert_id": row.id,
+            "staff_id": row.staff_id,
+            "rule_id": row.rule_id,
+            "severity": row.severity,
+            "status": row.status,
+            "opened_at": row.opened_at.isoformat(),
+            "recipients": [r["to"] for r in json.loads(row.recipients)],
+            "outcome": row.outcome,
+            "escalated": row.escalated_at is not None,
+        }
+        for row in conn.execute(query)
+    ]
+
+
+def forget_person(conn: sa.Connection, staff_id: str, now: datetime) -> dict[str, int]:
+    """An opt-out: delete the person's alerts and everything hanging off them, and blank what
+    the decision log saw about them (the chain still verifies). Counts what went."""
+    from engine import audit
+    from models import ExposureMark, RuleMark
+
+    ids = list(
+        conn.execute(sa.select(alerts_t.c.id).where(alerts_t.c.staff_id == staff_id)).scalars()
+    )
+    gone = {"alerts": len(ids)}
+    for name, table in (("outbox", outbox_t), ("follow_ups", follow_ups_t), ("events", events_t)):
+        gone[name] = (
+            conn.execute(table.delete().where(table.c.alert_id.in_(ids))).rowcount if ids else 0
+        )
+    conn.execute(alerts_t.delete().where(alerts_t.c.staff_id == staff_id))
+    for model in (RuleMark, ExposureMark):
+        table = model.__table__
+        conn.execute(table.delete().where(table.c.staff_id == staff_id))
+    gone["decisions_erased"] = audit.erase(conn, staff_id, now)
+    return gone

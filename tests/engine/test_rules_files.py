@@ -1,0 +1,212 @@
+"""Rule files: every kind of mistake is reported with its file and line; the default pack holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.rules.conditions import ConditionError, parse, parse_comparison, to_data
+from engine.rules.fields import fields_for
+from engine.rules.pack import load_pack
+from engine.rules.testing import run_tests
+from engine.yamlfile import RuleFileError
+from tests.engine.rulekit import copy_rules, default_pack
+
+GOOD = """\
+id: long-hours
+title: Long hours
+severity: medium
+when:
+  all:
+    - trauma_points_30d >= 5
+    - any:
+        - cancelled_rest_days_30d >= 2
+        - not: absent_now == true
+notify: [supervisor]
+cooldown: 14d
+tests:
+  - given: {trauma_points_30d: 5, cancelled_rest_days_30d: 2}
+    expect: fire
+"""
+
+
+def problems_for(tmp_path: Path, text: str, name: str = "new.yaml") -> list[str]:
+    rules = copy_rules(tmp_path / "rules")
+    (rules / "interventions" / name).write_text(text)
+    with pytest.raises(RuleFileError) as caught:
+        load_pack(rules)
+    return [str(p) for p in caught.value.problems]
+
+
+def only(problems: list[str]) -> str:
+    assert len(problems) == 1, problems
+    return problems[0]
+
+
+def test_the_shipped_pack_is_valid_and_its_tests_pass():
+    pack = default_pack()
+    assert {r.id for r in pack.rules} == {
+        "trim-check",
+        "cluster-30d",
+        "combined-indicator",
+        "peer-high-exposure",
+    }
+    report = run_tests(pack)
+    assert report.failures == [] and report.disagreements == []
+    assert report.passed == sum(len(r.tests) for r in pack.rules) >= 8
+
+
+def test_on_exposure_is_read_as_text_not_as_yaml_1_1_true():
+    trim = default_pack().by_id["trim-check"]
+    assert trim.on == "exposure"
+    assert [c for c in trim.follow_up] and trim.max_age.days == 7
+
+
+def test_a_good_new_file_joins_the_pack(tmp_path):
+    rules = copy_rules(tmp_path / "rules")
+    (rules / "interventions" / "long-hours.yaml").write_text(GOOD)
+    pack = load_pack(rules)
+    assert "long-hours" in pack.by_id
+    assert pack.ruleset_hash != default_pack().ruleset_hash
+
+
+def test_comments_and_layout_do_not_change_the_ruleset_hash(tmp_path):
+    rules = copy_rules(tmp_path / "rules")
+    path = rules / "interventions" / "cluster.yaml"
+    text = path.read_text()
+    path.write_text(
+        "# a new comment\n" + text.replace("notify: [supervisor]", "notify:\n  - supervisor")
+    )
+    assert load_pack(rules).ruleset_hash == default_pack().ruleset_hash
+    path.write_text(text.replace(">= 3", ">= 4"))
+    changed = load_pack(rules)
+    assert changed.ruleset_hash != default_pack().ruleset_hash
+    assert changed.by_id["cluster-30d"].version != default_pack().by_id["cluster-30d"].version
+
+
+def test_yaml_syntax_error_names_its_line(tmp_path):
+    problem = only(problems_for(tmp_path, GOOD.replace("title: Long hours", "title: Long: hours")))
+    assert problem == (
+        f"{tmp_path}/rules/interventions/new.yaml:2: not valid YAML: "
+        "mapping values are not allowed here"
+    )
+    text = GOOD.replace("severity: medium", "severity: [medium")
+    problem = only(problems_for(tmp_path / "again", text))
+    assert "new.yaml:4: not valid YAML: expected ',' or ']'" in problem
+    assert "(while parsing a flow sequence at line 3)" in problem
+
+
+def test_unknown_key_names_its_line_and_suggests(tmp_path):
+    problem = only(problems_for(tmp_path, GOOD.replace("cooldown: 14d", "cooldwn: 14d")))
+    assert problem.endswith("new.yaml:11: unknown key 'cooldwn' (did you mean cooldown?)")
+
+
+def test_unknown_field_names_its_line(tmp_path):
+    problem = only(
+        problems_for(tmp_path, GOOD.replace("trauma_points_30d >=", "trauma_point_30d >="))
+    )
+    assert "new.yaml:6: 'trauma_point_30d >= 5': unknown field 'trauma_point_30d'" in problem
+    assert "did you mean trauma_points_30d" in problem
+
+
+def test_bad_operator_names_its_line(tmp_path):
+    problem = only(
+        problems_for(
+            tmp_path, GOOD.replace("cancelled_rest_days_30d >= 2", "cancelled_rest_days_30d => 2")
+        )
+    )
+    assert "new.yaml:8:" in problem and "bad operator '=>'" in problem
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "words"),
+    [
+        ("trauma_points_30d >= 5", 'trauma_points_30d >= "five"', 6, "is a number"),
+        ("absent_now == true", "absent_now == 1", 9, "true/false"),
+        ("severity: medium", "severity: urgent", 3, "severity: expected 'low', 'medium' or 'high'"),
+        ("cooldown: 14d", "cooldown: 14", 11, "cooldown: Input should be a valid string"),
+        ("cooldown: 14d", "cooldown: fortnight", 11, "expected a duration like 15m"),
+        ("expect: fire", "expect: yes", 14, "expect: expected 'fire' or 'no_fire'"),
+        ("cancelled_rest_days_30d: 2}", "cancelled_rest_days_30d: two}", 13, "expected a number"),
+    ],
+)
+def test_value_of_the_wrong_type_names_its_line(tmp_path, old, new, line, words):
+    problem = only(problems_for(tmp_path, GOOD.replace(old, new)))
+    assert f"new.yaml:{line}:" in problem and words in problem
+
+
+def test_duplicate_id_across_files_names_both(tmp_path):
+    problem = only(problems_for(tmp_path, GOOD.replace("long-hours", "cluster-30d")))
+    assert "new.yaml:1: duplicate id 'cluster-30d' (also in " in problem
+    assert "cluster.yaml:5)" in problem
+
+
+def test_notify_naming_an_unknown_recipient_names_its_line(tmp_path):
+    text = GOOD.replace("notify: [supervisor]", "notify:\n  - supervisor\n  - occupational_health")
+    problem = only(problems_for(tmp_path, text))
+    assert "new.yaml:12: notify names 'occupational_health', not a recipient" in problem
+
+
+def test_every_problem_in_every_file_is_reported_at_once(tmp_path):
+    rules = copy_rules(tmp_path / "rules")
+    (rules / "interventions" / "a.yaml").write_text(GOOD.replace("cooldown", "cooldwn"))
+    (rules / "interventions" / "b.yaml").write_text(
+        GOOD.replace("long-hours", "other").replace(">= 5", "=< 5").replace("medium", "huge")
+    )
+    with pytest.raises(RuleFileError) as caught:
+        load_pack(rules)
+    found = sorted(f"{Path(p.file).name}:{p.line}" for p in caught.value.problems)
+    assert found == ["a.yaml:11", "b.yaml:3"]  # b's condition is checked once its keys are valid
+
+
+def test_routing_problems_name_their_lines(tmp_path):
+    rules = copy_rules(tmp_path / "rules")
+    routing = rules / "routing.yaml"
+    routing.write_text(routing.read_text().replace("to: wellbeing}", "to: welbeing}"))
+    with pytest.raises(RuleFileError) as caught:
+        load_pack(rules)
+    (problem,) = caught.value.problems
+    assert problem.line == 10 and "escalate.to names 'welbeing'" in problem.message
+
+
+def test_max_age_is_only_for_exposure_rules(tmp_path):
+    problem = only(problems_for(tmp_path, GOOD.replace("cooldown: 14d", "max_age: 3d")))
+    assert "max_age applies only to `on: exposure` rules" in problem
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("staff_type == officer", 'quote text values: "officer"'),
+        ('staff_type >= "officer"', "is text: use ==, != or in"),
+        ('role_group in "cid"', "`in` needs a list"),
+        ("tier in []", "at least one value"),
+        ("tier >= 3 extra", "unexpected 'extra' after the value"),
+        ("tier", "bad operator 'nothing'"),
+    ],
+)
+def test_condition_parser_explains_what_is_wrong(text, message):
+    with pytest.raises(ConditionError) as caught:
+        parse_comparison(text, fields_for("exposure"), 3)
+    assert message in str(caught.value) and caught.value.line == 3
+
+
+def test_conditions_round_trip_through_their_canonical_form():
+    fields = fields_for("exposure")
+    raw = {"any": ['role in ["oic", "attending"]', {"not": ["tier < 2.5", "absent_now == false"]}]}
+    tree = parse(raw, fields, {}, ("when",))
+    assert parse(to_data(tree), fields, {}, ("when",)) == tree
+
+
+def test_rules_test_reports_the_conditions_that_went_the_other_way(tmp_path):
+    rules = copy_rules(tmp_path / "rules")
+    path = rules / "interventions" / "combined-indicator.yaml"
+    path.write_text(path.read_text().replace("trauma_points_90d: 14,", "trauma_points_90d: 11,"))
+    report = run_tests(load_pack(rules))
+    (failure,) = report.failures
+    text = str(failure)
+    assert "combined-indicator.yaml:" in text and "high exposure and lost rest days" in text
+    assert "expected to fire, it did not" in text
+    assert "trauma_points_90d >= 12 (actual 11: false)" in text
+    assert "cancelled_rest_days_90d" not in text  # that one held
