@@ -121,9 +121,10 @@ class Upserter:
             return self._merge(cursor, rows, csv_rows)
 
     def _any_stored(self, cursor, keys: Sequence[list]) -> bool:
-        """Whether any stored row shares the first key field with these rows: a cheap probe
-        of the primary key's leading column that never misses a stored key (it may send a
-        chunk of new rows to the merge, which is merely slower)."""
+        """Whether a row stored before this batch shares the first key field with these rows:
+        a cheap probe of the primary key's leading column that never misses a stored key (it
+        may send a chunk of new rows to the merge, which is merely slower). This batch's own
+        earlier chunks don't count: a batch's keys are unique."""
         if self._was_empty is None:
             cursor.execute(f"SELECT 1 FROM {self._q(self.table.name)} LIMIT 1")
             self._was_empty = cursor.fetchone() is None
@@ -135,9 +136,9 @@ class Upserter:
         # `col = ANY(array)` can become a sequential scan comparing every row to every key.
         cursor.execute(
             f"SELECT 1 FROM unnest(%s::{sql_type}[]) AS k(v) WHERE EXISTS "
-            f"(SELECT 1 FROM {self._q(self.table.name)} t WHERE t.{self._q(column.name)} = k.v) "
-            "LIMIT 1",
-            [list(keys[0])],
+            f"(SELECT 1 FROM {self._q(self.table.name)} t WHERE t.{self._q(column.name)} = k.v "
+            "AND t.run_id IS DISTINCT FROM %s) LIMIT 1",
+            [list(dict.fromkeys(keys[0])), int(self.run_id)],  # each value once
         )
         return cursor.fetchone() is not None
 

@@ -265,3 +265,31 @@ def test_progress_is_reported_per_batch(engine, tmp_path):
     path = write_csv(tmp_path / "units.csv", SAMPLE_ROWS["units"])
     list(ingest_files(Ingestor(engine, progress=lambda n, rows: seen.append((n, rows))), [path]))
     assert seen[-1] == (str(path), 2)
+
+
+def test_chunks_sharing_a_key_prefix_and_stored_keys_are_merged_right(
+    engine, tmp_path, lane, monkeypatch
+):
+    """Deployments of one incident spread over several chunks are all new; a second file
+    with one changed and one new row among stored ones updates exactly those."""
+    monkeypatch.setattr("engine.ingest.CHUNK_ROWS", 2)
+    ingest(engine, write_csv(tmp_path / "people.csv", SAMPLE_ROWS["people"]), fast_csv=lane)
+    template = SAMPLE_ROWS["cc_deployments"][0]
+    roles = ["first_on_scene", "attending", "supervisor", "other", "dispatcher"]
+    rows = [
+        {**template, "staff_id": staff, "role": role} for staff in ("S1", "S2") for role in roles
+    ]
+    [first] = ingest(engine, write_csv(tmp_path / "cc_deployments_1.csv", rows), fast_csv=lane)
+    assert (first.accepted, first.unchanged) == (10, 0)
+
+    changed = [dict(row) for row in rows]
+    changed[3]["cleared_at"] = "2025-01-02T13:00:00Z"
+    changed.append({**template, "incident_urn": "INC-2", "staff_id": "S1"})
+    [second] = ingest(engine, write_csv(tmp_path / "cc_deployments_2.csv", changed), fast_csv=lane)
+
+    assert (second.accepted, second.unchanged) == (2, 9)
+    stored = {
+        (r["incident_urn"], r["staff_id"], r["role"]): r for r in rows_of(engine, "cc_deployments")
+    }
+    assert len(stored) == 11
+    assert stored[("INC-1", "S1", "other")]["cleared_at"] == datetime(2025, 1, 2, 13, tzinfo=UTC)
