@@ -18,6 +18,8 @@ demo: $(BIN)/.installed
 	$(BIN)/trauma-tracker generate $(DEMO_DIR)/feeds --people 600 --years 2 --seed 1
 	$(BIN)/trauma-tracker --db $(DEMO_DB) init
 	$(BIN)/trauma-tracker --db $(DEMO_DB) ingest $(DEMO_DIR)/feeds
+	$(BIN)/trauma-tracker --db $(DEMO_DB) evaluate
+	$(BIN)/trauma-tracker --db $(DEMO_DB) alerts
 
 test: $(BIN)/.installed
 	$(BIN)/pytest
@@ -27,7 +29,9 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 
 bench: $(BIN)/.installed
-	$(BIN)/python bench/ingest.py
+	-$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/scoring.py
+	$(BIN)/python bench/rules.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) *.egg-info

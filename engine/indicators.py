@@ -4,7 +4,8 @@ How each figure counts, precisely:
 - Windows of N days end at the evaluation time T and exclude their start: a timestamp t
   counts when T - N x 24h < t <= T. `5y` is 1,826 days (5 x 365.25, rounded down).
 - trauma_points_* sum the exposures' points, exposures_* count them (the unweighted count
-  kept beside the points), tier3_exposures_* count those of tier 3 or above.
+  kept beside the points), tier3_exposures_* count those of tier 3 or above, and
+  tier2plus_exposures_30d those of tier 2 or above (the cluster rule's figure).
 - Date-based feeds (rest days, absences) use the force's calendar date D of T (Europe/London):
   a date d counts in an N-day window when D - N < d <= D, so a rest day counts from its first
   moment and one after D does not count yet.
@@ -56,6 +57,7 @@ FIGURES = (
     *(f"exposures_{w}" for w in WINDOWS),
     "tier3_exposures_30d",
     "tier3_exposures_365d",
+    "tier2plus_exposures_30d",
     "trauma_points_365d_role_percentile",
     "cancelled_rest_days_30d",
     "cancelled_rest_days_90d",
@@ -201,6 +203,7 @@ def _exposures(ctx: Context, figures: dict[str, dict[str, Any]]) -> None:
     rows = ctx.rows(
         f"SELECT e.staff_id, {', '.join(sums)}, SUM(points) AS p_365d, COUNT(*) AS n_365d, "
         "SUM(CASE WHEN at > :t30d AND tier >= 3 THEN 1 ELSE 0 END) AS top_30d, "
+        "SUM(CASE WHEN at > :t30d AND tier >= 2 THEN 1 ELSE 0 END) AS serious_30d, "
         "SUM(CASE WHEN tier >= 3 THEN 1 ELSE 0 END) AS top_365d "
         f"FROM exposures e WHERE e.at > :start AND e.at <= :t GROUP BY {ctx.by_staff}",
         start=ctx.t(365),
@@ -216,6 +219,7 @@ def _exposures(ctx: Context, figures: dict[str, dict[str, Any]]) -> None:
             person[f"exposures_{window}"] = int(getattr(row, f"n_{window}"))
         person["tier3_exposures_30d"] = int(row.top_30d)
         person["tier3_exposures_365d"] = int(row.top_365d)
+        person["tier2plus_exposures_30d"] = int(row.serious_30d)
 
 
 def _rest_days(ctx: Context, figures: dict[str, dict[str, Any]]) -> None:

@@ -1,10 +1,12 @@
 """Opting out and back in: a welfare preference, effective at once (DESIGN.md, Privacy).
 
-Opting out deletes the person's derived data (exposures and snapshots; alerts too, once they
-exist) in the same transaction that records the choice, and scoring skips opted-out people
-from then on. Opting back in rescores the person from the source records straight away and
-gives them a current snapshot at the newest evaluation's time. Both are recorded in
-`opt_out_events` with who recorded them, when, and through which channel.
+Opting out deletes the person's derived data in the same transaction that records the choice:
+exposures and snapshots, and (engine.alerts.forget_person) their alerts with the alerts'
+outbox rows, follow-ups and events, and the rule marks; the decision log keeps its entries
+about them with what they saw blanked, so the chain still verifies. Scoring, and so the
+rules, skip opted-out people from then on. Opting back in rescores the person from the source
+records straight away and gives them a current snapshot at the newest evaluation's time. Both
+are recorded in `opt_out_events` with who recorded them, when, and through which channel.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from engine import indicators, scoring
+from engine.alerts import forget_person
 from engine.criteria import Criteria
 from engine.evaluation import latest
 from engine.personal import UnknownPerson, is_opted_out, require_known
@@ -22,7 +25,7 @@ from engine.snapshots import replace_current
 from engine.sqltime import read_datetime
 from models import Exposure, OptOut, OptOutEvent, Snapshot
 
-# Derived tables holding a person's data; the alerts issue adds its tables here.
+# Derived tables holding a person's data; forget_person deletes their alerts and the rest.
 DERIVED_TABLES = (Exposure, Snapshot)
 
 __all__ = ["UnknownPerson", "opt_in", "opt_out"]
@@ -66,6 +69,7 @@ def opt_out(
         for model in DERIVED_TABLES:
             table = _t(model)
             conn.execute(table.delete().where(table.c.staff_id == staff_id))
+        forget_person(conn, staff_id, at)
     return True
 
 

@@ -82,6 +82,7 @@ class Snapshot(SQLModel, table=True):
     exposures_5y: int
     tier3_exposures_30d: int
     tier3_exposures_365d: int
+    tier2plus_exposures_30d: int
     trauma_points_365d_role_percentile: float
     cancelled_rest_days_30d: int
     cancelled_rest_days_90d: int

@@ -7,6 +7,7 @@ about: `force.add(incident("INC-1", "2025-06-01T10:00:00Z", "SUDDEN_DEATH"))`.
 from __future__ import annotations
 
 import itertools
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -232,4 +233,14 @@ class Force:
 def write_criteria(folder: Path, text: str = TEST_CRITERIA_TEXT) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "criteria.yaml").write_text(text)
+    return folder
+
+
+def write_rules(folder: Path, text: str = TEST_CRITERIA_TEXT) -> Path:
+    """A rules folder: the test criteria, and the shipped intervention rules and routing."""
+    from trauma_tracker.settings import SHIPPED_RULES
+
+    write_criteria(folder, text)
+    shutil.copytree(SHIPPED_RULES / "interventions", folder / "interventions")
+    shutil.copy(SHIPPED_RULES / "routing.yaml", folder / "routing.yaml")
     return folder

@@ -265,24 +265,44 @@ _AS_OF_HELP = (
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj
 def evaluate(obj: Context, as_of: datetime | None, full: bool, as_json: bool) -> None:
-    """Score exposures and take each person's indicator snapshot.
+    """Score exposures, take each person's indicator snapshot, and run the intervention rules.
 
     Incremental: only what ingest changed since the last evaluation is rescored, and a
-    snapshot is written for each person whose figures changed. Intervention rules are not
-    evaluated yet (they come with the rules release): no decisions are made and no alerts
-    open, so --json reports decisions 0, alerts_opened 0 and ruleset null.
+    snapshot is written for each person whose figures changed. The rules (--rules or
+    TT_RULES_DIR) then run on everyone's figures and on new exposures, opening alerts and
+    queueing their notifications in the same transaction. Broken rule files are reported and
+    the last good ruleset runs instead; with none ever stored, nothing is done (exit 2). An
+    earlier moment than the newest evaluation (--as-of in the past) runs no rules.
     """
+    from engine.evaluation import NoValidRuleset
     from engine.evaluation import evaluate as run_evaluation
 
     criteria, text = _load_criteria(obj)
-    report = run_evaluation(
-        obj.current_engine(),
-        criteria,
-        text,
-        as_of=as_of,
-        full=full,
-        history_days=obj.settings.history_days,
-    )
+    try:
+        report = run_evaluation(
+            obj.current_engine(),
+            criteria,
+            text,
+            as_of=as_of,
+            full=full,
+            history_days=obj.settings.history_days,
+            rules_dir=obj.settings.rules_dir,
+        )
+    except NoValidRuleset as error:
+        for problem in error.problems:
+            click.echo(str(problem), err=True)
+        fail(
+            f"no valid ruleset in {obj.settings.rules_dir} and none stored from an earlier run: "
+            "fix the rule files above (`trauma-tracker rules validate`); nothing was evaluated"
+        )
+    for problem in report.rule_problems:
+        click.echo(f"warning: {problem}", err=True)
+    if report.ruleset_fallback:
+        click.echo(
+            f"warning: rule files not used; still running ruleset {report.ruleset}", err=True
+        )
+    for disagreement in report.rule_disagreements:
+        click.echo(f"warning: rules engine and explanation disagree: {disagreement}", err=True)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
         return
@@ -294,7 +314,21 @@ def evaluate(obj: Context, as_of: datetime | None, full: bool, as_json: bool) ->
     )
     if not report.current:
         click.echo("  an earlier moment than the newest evaluation: current snapshots unchanged")
-    click.echo("  rules not evaluated yet: 0 decisions, 0 alerts")
+    if report.rules_run:
+        fallback = " (last good version: the rule files have problems)"
+        click.echo(
+            f"  rules {report.ruleset}{fallback if report.ruleset_fallback else ''}: "
+            f"{_count(report.decisions, 'decision')}, "
+            f"{_count(report.alerts_opened, 'alert')} opened "
+            f"({_count(report.people_evaluated, 'person', 'people')} and "
+            f"{_count(report.exposures_evaluated, 'new exposure')} evaluated)"
+        )
+    else:
+        click.echo(f"  rules not run ({report.rules_skipped}): 0 decisions, 0 alerts")
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _london(moment: datetime) -> str:
@@ -377,8 +411,8 @@ _BY_HELP = "Who is recording the person's choice (default: the operating-system 
 @click.option("--by", "actor", help=_BY_HELP)
 @click.pass_obj
 def opt_out_command(obj: Context, staff_id: str, actor: str | None) -> None:
-    """Record that a person opts out: their exposures and snapshots are deleted at once and
-    none are made while they are out."""
+    """Record that a person opts out: their exposures, snapshots and alerts (with the alerts'
+    queued notifications) are deleted at once, and none are made while they are out."""
     from engine.optout import UnknownPerson, opt_out
 
     try:

@@ -2,13 +2,12 @@
 
 Exit codes as everywhere: 0 success; 1 the command ran and found a problem (invalid rules,
 failing rule tests, a broken audit chain, a replay that differs); 2 bad usage or input.
-The audit key comes from TT_AUDIT_KEY or TT_AUDIT_KEY_FILE (until it moves into Settings).
+The audit key comes from the settings (TT_AUDIT_KEY or TT_AUDIT_KEY_FILE).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -34,18 +33,9 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
-def audit_key(env: dict[str, str] | None = None) -> bytes | None:
-    """The checkpoint signing key: TT_AUDIT_KEY, or the contents of TT_AUDIT_KEY_FILE."""
-    env = dict(os.environ) if env is None else env
-    direct, path = env.get("TT_AUDIT_KEY"), env.get("TT_AUDIT_KEY_FILE")
-    if direct and path:
-        _fail("both TT_AUDIT_KEY and TT_AUDIT_KEY_FILE are set; set one")
-    if path:
-        try:
-            return Path(path).read_text().strip().encode()
-        except OSError as error:
-            _fail(f"TT_AUDIT_KEY_FILE: can't read {path}: {error.strerror}")
-    return direct.encode() if direct else None
+def audit_key(obj: Any) -> bytes | None:
+    """The checkpoint signing key from the settings (TT_AUDIT_KEY or TT_AUDIT_KEY_FILE)."""
+    return obj.settings.audit_key_bytes
 
 
 def _moment(text: str | None) -> datetime:
@@ -319,7 +309,7 @@ def audit() -> None:
 @click.pass_obj
 def verify(obj: Any, exported: Path | None) -> None:
     """Walk the chain; name the first bad entry and exit 1 if anything was changed."""
-    key = audit_key()
+    key = audit_key(obj)
     with obj.current_engine().connect() as conn:
         result = audit_ops.verify(conn, key)
         problem = result.problem
@@ -383,7 +373,7 @@ def replay(obj: Any, decision: str, as_json: bool) -> None:
 @click.pass_obj
 def checkpoint(obj: Any, target: Path | None) -> None:
     """Sign the chain's current end with the audit key (the nightly job)."""
-    key = audit_key()
+    key = audit_key(obj)
     if key is None:
         _fail("signing a checkpoint needs TT_AUDIT_KEY or TT_AUDIT_KEY_FILE")
     with obj.current_engine().begin() as conn:

@@ -65,10 +65,17 @@ class SqlSourceSettings:
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     rules_dir: Path = SHIPPED_RULES
-    secret_key: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
     base_url: str | None = None
     sources: tuple[HttpSourceSettings | SqlSourceSettings, ...] = field(default=())
     history_years: float = DEFAULT_HISTORY_YEARS
+    # Signs the decision log's checkpoints (HMAC-SHA256) and checks their signatures; only the
+    # `audit` commands use it.
+    audit_key: str | None = field(default=None, repr=False)
+
+    @property
+    def audit_key_bytes(self) -> bytes | None:
+        return self.audit_key.encode() if self.audit_key is not None else None
 
     @property
     def history_days(self) -> int:
@@ -86,7 +93,15 @@ class Settings:
             base_url=_value(env, "TT_BASE_URL"),
             sources=load_sources(Path(sources_file), env) if sources_file else (),
             history_years=_history_years(_value(env, "TT_HISTORY_YEARS")),
+            audit_key=_audit_key(env),
         )
+
+
+def _audit_key(env: Mapping[str, str]) -> str | None:
+    key = _value(env, "TT_AUDIT_KEY")
+    if key == "":  # an empty TT_AUDIT_KEY_FILE: a key nobody meant
+        raise SettingsError("TT_AUDIT_KEY_FILE: the file is empty; it must hold the audit key")
+    return key
 
 
 def _history_years(text: str | None) -> float:

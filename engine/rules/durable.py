@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -38,6 +39,27 @@ _handles: dict[str, int] = {}
 _compiled = 0
 
 
+# durable_rules 2.0.28's JSON reader crashes the process (SIGSEGV) on a number with an
+# exponent and no fraction, such as Python's `1e-05` or `1e+16`, and reads some of them wrongly
+# when it does not crash; with a fraction (`1.0e-05`) it reads them correctly. Every number the
+# engine sees is written that way: a string literal is matched first, so text is never touched.
+_BARE_EXPONENT = re.compile(r'"(?:[^"\\]|\\.)*"|(?<![\d.])(-?\d+)([eE][-+]?\d+)')
+
+
+def _with_fraction(match: re.Match[str]) -> str:
+    if match.group(1) is None:
+        return match.group(0)
+    return f"{match.group(1)}.0{match.group(2)}"
+
+
+def to_json(value: Any) -> str:
+    """JSON the engine reads safely: `json.dumps`, with `1e-05` written as `1.0e-05`."""
+    text = json.dumps(value)
+    if "e-" not in text and "e+" not in text:  # Python writes every exponent with a sign
+        return text
+    return _BARE_EXPONENT.sub(_with_fraction, text)
+
+
 class EngineError(RuntimeError):
     """durable_rules did something this adapter does not expect; evaluation must stop."""
 
@@ -59,7 +81,7 @@ def _handle(pack: RulePack) -> int:
     handle = _handles.get(pack.name)
     if handle is None:
         _compiled += 1
-        handle = core.create_ruleset(f"{pack.name}_{_compiled}", json.dumps(definition(pack)))
+        handle = core.create_ruleset(f"{pack.name}_{_compiled}", to_json(definition(pack)))
         _handles[pack.name] = handle
     return handle
 
@@ -77,7 +99,7 @@ def run(pack: RulePack, facts: Sequence[dict[str, Any]]) -> set[tuple[str, int]]
             for start in range(0, len(facts), BATCH):
                 batch = facts[start : start + BATCH]
                 payload = [{**fact, "id": str(i), "sid": _SID} for i, fact in enumerate(batch)]
-                text = json.dumps(payload)
+                text = to_json(payload)
                 fired.update(_run_batch(handle, text, start))
                 # Retract rather than delete the state: 2.0.28's createStateNode leaves the
                 # state's action context uninitialised, and delete_state frees it, which

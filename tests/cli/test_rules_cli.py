@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -163,3 +164,19 @@ def test_backtest_on_ingested_history_compares_a_changed_folder_and_opens_nothin
     engine.dispose()
     text = run("rules", "backtest", folder, "--from", "2025-01-01", "--to", "2025-01-31").output
     assert "peer-high-exposure: 0 -> 2 (+2)" in text
+
+
+def test_the_audit_key_comes_from_the_settings(run, with_alerts):
+    import trauma_tracker.cli_rules as cli_rules
+
+    # Only trauma_tracker/settings.py reads the environment.
+    source = Path(cli_rules.__file__).read_text()
+    assert "os.environ" not in source and "getenv" not in source
+    signed = run("audit", "checkpoint", env={"TT_AUDIT_KEY": "s3cret"})
+    assert signed.exit_code == 0, signed.output
+    assert json.loads(signed.stdout)["checkpoint"]["seq"] == 3
+    both = run("audit", "checkpoint", env={"TT_AUDIT_KEY": "a", "TT_AUDIT_KEY_FILE": "/x"})
+    assert both.exit_code == 2 and "both TT_AUDIT_KEY and TT_AUDIT_KEY_FILE" in both.output
+    missing = run("audit", "checkpoint", env={"TT_AUDIT_KEY": ""})
+    assert missing.exit_code == 2
+    assert "signing a checkpoint needs TT_AUDIT_KEY or TT_AUDIT_KEY_FILE" in missing.output

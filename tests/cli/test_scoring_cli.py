@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from engine.rules.pack import load_pack
 from tests.forcedata import (
     TEST_CRITERIA_TEXT,
     Force,
@@ -16,7 +17,7 @@ from tests.forcedata import (
     involvement,
     occurrence,
     person,
-    write_criteria,
+    write_rules,
 )
 from trauma_tracker.cli import main
 
@@ -38,7 +39,7 @@ def force(database_url):
 
 @pytest.fixture
 def run(database_url, tmp_path, force):
-    rules = write_criteria(tmp_path / "rules")
+    rules = write_rules(tmp_path / "rules")
     runner = CliRunner()
 
     def invoke(*args):
@@ -48,19 +49,23 @@ def run(database_url, tmp_path, force):
     return invoke
 
 
-def test_evaluate_json_has_the_contract_shape_and_says_rules_are_not_run_yet(run):
+def test_evaluate_json_has_the_contract_shape_and_runs_the_rules(run):
     result = run("evaluate", "--as-of", "2025-07-01T00:00:00Z", "--json")
     assert result.exit_code == 0, result.output
-    document = json.loads(result.output)
+    document = json.loads(result.stdout)
     assert {"as_of", "people", "decisions", "alerts_opened", "ruleset"} <= set(document)
     assert document["as_of"] == "2025-07-01T00:00:00Z"
-    assert (document["people"], document["decisions"], document["alerts_opened"]) == (2, 0, 0)
-    assert document["ruleset"] is None
+    # S1 alone has points in the response group: the top of it (peer-high-exposure). The
+    # child's death was a month ago, too old for a TRiM check.
+    assert (document["people"], document["decisions"], document["alerts_opened"]) == (2, 1, 1)
+    assert document["ruleset"] == load_pack(run.rules).ruleset_hash
+    assert document["rules_run"] is True and document["rule_problems"] == []
     assert document["mode"] == "full"
-    again = json.loads(run("evaluate", "--as-of", "2025-07-01T00:00:00Z", "--json").output)
+    again = json.loads(run("evaluate", "--as-of", "2025-07-01T00:00:00Z", "--json").stdout)
     assert again["mode"] == "incremental" and again["snapshots_written"] == 0
+    assert (again["decisions"], again["alerts_opened"], again["people_evaluated"]) == (0, 0, 0)
     help_text = run("evaluate", "--help").output
-    assert "decisions 0" in help_text and "ruleset null" in help_text
+    assert "intervention rules" in help_text and "not evaluated yet" not in help_text
 
 
 def test_evaluate_text_output(run):
@@ -68,6 +73,8 @@ def test_evaluate_text_output(run):
     assert result.exit_code == 0, result.output
     assert "evaluated as of 2025-07-01 23:59 BST (full" in result.output
     assert "2 people" in result.output
+    ruleset = load_pack(run.rules).ruleset_hash
+    assert f"rules {ruleset}: 1 decision, 1 alert opened (2 people and 0 new" in result.output
 
 
 def test_invalid_criteria_exit_1_naming_file_and_line(run):

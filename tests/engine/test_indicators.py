@@ -80,6 +80,35 @@ def test_tier3_exposures_count_the_top_tier(force):
     assert (snap["tier3_exposures_30d"], snap["tier3_exposures_365d"]) == (1, 2)
 
 
+def test_tier2plus_exposures_count_tier_2_and_up_in_the_30_day_window(force):
+    def at(delta: timedelta) -> str:
+        return iso(T + delta)
+
+    edge = timedelta(days=30)
+    records = []
+    for urn, moment, code, qualifiers in (
+        ("IN-EDGE", at(-edge + timedelta(seconds=1)), "SUICIDE", ""),  # tier 2, just inside
+        ("OUT-EDGE", at(-edge), "SUICIDE", ""),  # tier 2, exactly 30 days: outside
+        ("TOP", at(-timedelta(days=1)), "SUDDEN_DEATH", "CHILD"),  # tier 3 counts too
+        ("LOW", at(-timedelta(days=2)), "SUDDEN_DEATH", ""),  # tier 1: does not
+        ("NOW", AS_OF, "SUICIDE", ""),  # at the evaluation time: counts
+        ("LATER", at(timedelta(seconds=1)), "SUICIDE", ""),  # after it: not yet
+    ):
+        records += [incident(urn, moment, code, qualifiers), deployment(urn, "S1", "attending")]
+    # An RMS homicide (tier 2) counts like a C&C one.
+    records += [
+        occurrence("OCC-1", at(-timedelta(days=3)), "1/2"),
+        involvement("OCC-1", "S1", "investigator", at(-timedelta(days=3))),
+    ]
+    force.add(*records)
+    force.evaluate(AS_OF)
+    snap = force.snapshot("S1")
+    assert snap["tier2plus_exposures_30d"] == 4  # IN-EDGE, TOP, NOW, OCC-1
+    assert snap["tier3_exposures_30d"] == 1
+    assert snap["exposures_30d"] == 5  # LOW as well
+    assert force.snapshot("S2")["tier2plus_exposures_30d"] == 0
+
+
 def test_cancelled_rest_days_count_on_the_rest_day(force):
     force.add(
         rest_day("S1", "2025-07-01", "2025-06-01"),  # today: counts

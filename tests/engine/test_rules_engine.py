@@ -176,3 +176,30 @@ def test_engine_and_python_agree_on_generated_rules_and_snapshots(tree_list, fig
     }
     assert fired == expected
     assert all(f.explanation["result"] for f in result.firings)
+
+
+def test_numbers_in_exponent_notation_reach_the_engine_intact():
+    # durable_rules 2.0.28 crashes the process on `1e-05` (no fraction) and misreads others;
+    # the adapter writes `1.0e-05`. Thresholds go through the same writer as facts.
+    pack = pack_from_definitions(
+        [
+            rule("tiny", "service_years < 0.0001"),
+            rule("zero", "service_years in [0]"),
+            rule("huge", "trauma_points_5y >= 10000000000000000"),
+            rule("any", "trauma_points_90d >= 0"),
+        ],
+        ROUTING,
+    )
+    values = (1e-05, -5e-324, 5e-324, 1.5e-07, 1e16, 1e300, -1e-05)
+    people = [
+        {"staff_id": f"P{i}", "service_years": v, "trauma_points_5y": v, "trauma_points_90d": 0}
+        for i, v in enumerate(values)
+    ]
+    result = match(pack, snapshot_subjects(pack, people))
+    assert result.disagreements == []
+    fired = {(f.rule.id, f.subject.staff_id) for f in result.firings}
+    assert {s for r, s in fired if r == "any"} == {f"P{i}" for i in range(len(values))}
+    assert {s for r, s in fired if r == "tiny"} == {"P0", "P1", "P2", "P3", "P6"}
+    assert {s for r, s in fired if r == "huge"} == {"P4", "P5"}
+    assert {s for r, s in fired if r == "zero"} == set()
+    assert durable.to_json({"text": "1e5", "n": 1e-05}) == '{"text": "1e5", "n": 1.0e-05}'

@@ -101,6 +101,7 @@ def upgrade() -> None:
     sa.Column('exposures_5y', sa.Integer(), nullable=False),
     sa.Column('tier3_exposures_30d', sa.Integer(), nullable=False),
     sa.Column('tier3_exposures_365d', sa.Integer(), nullable=False),
+    sa.Column('tier2plus_exposures_30d', sa.Integer(), nullable=False),
     sa.Column('trauma_points_365d_role_percentile', sa.Float(), nullable=False),
     sa.Column('cancelled_rest_days_30d', sa.Integer(), nullable=False),
     sa.Column('cancelled_rest_days_90d', sa.Integer(), nullable=False),
