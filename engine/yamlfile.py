@@ -3,10 +3,15 @@
 PyYAML's constructed data forgets where things were; the composed node tree remembers. We
 build the data and, walking the same tree, a map from each value's path (keys and list
 indexes, as text) to its 1-based line. Validators then turn an error's path into FILE:LINE.
+
+Files are read as YAML 1.2 data: PyYAML follows YAML 1.1, where `on`, `off`, `yes` and `no`
+are booleans, so the contract's `on: exposure` would load as `{True: "exposure"}`. Only
+`true` and `false` are booleans here.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +20,20 @@ from typing import Any
 import yaml
 
 Path_ = tuple[str, ...]
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 @dataclass(frozen=True)
@@ -76,7 +95,7 @@ def load(path: Path, *, label: str | None = None) -> LinedDocument:
 
 def parse(text: str, name: str) -> LinedDocument:
     """As `load`, for text already read; `name` is what messages call the file."""
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -85,7 +104,10 @@ def parse(text: str, name: str) -> LinedDocument:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else None
-        raise RuleFileError([Problem(name, line, f"not valid YAML: {error.problem}")]) from None
+        message = f"not valid YAML: {error.problem}"
+        if error.context and error.context_mark and error.context_mark is not mark:
+            message += f" ({error.context} at line {error.context_mark.line + 1})"
+        raise RuleFileError([Problem(name, line, message)]) from None
     except yaml.YAMLError as error:
         raise RuleFileError([Problem(name, None, f"not valid YAML: {error}")]) from None
     finally:

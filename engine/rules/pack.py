@@ -18,7 +18,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.rules import source
 from engine.rules.conditions import (
     Comparison,
     ConditionGroupError,
@@ -29,7 +28,7 @@ from engine.rules.conditions import (
 )
 from engine.rules.fields import AGE_FIELD, NUMBER, fields_for, parse_duration, typed
 from engine.rules.schema import RoutingModel, RuleModel, RuleTestModel, problems_from
-from engine.yamlfile import LinedDocument, Problem, RuleFileError
+from engine.yamlfile import LinedDocument, Problem, RuleFileError, load
 
 INTERVENTIONS = "interventions"
 ROUTING_FILE = "routing.yaml"
@@ -138,7 +137,7 @@ def load_pack(rules_dir: Path) -> RulePack:
         problems.append(Problem(str(routing_path), None, "missing: routing names the recipients"))
     else:
         try:
-            routing = routing_from(source.load(routing_path))
+            routing = routing_from(load(routing_path))
         except RuleFileError as error:
             problems.extend(error.problems)
     files = rule_files(rules_dir)
@@ -147,7 +146,7 @@ def load_pack(rules_dir: Path) -> RulePack:
     rules: list[Rule] = []
     for path in files:
         try:
-            document = source.load(path)
+            document = load(path)
             rules.append(rule_from(document, routing))
         except RuleFileError as error:
             problems.extend(error.problems)
