@@ -244,3 +244,18 @@ def write_rules(folder: Path, text: str = TEST_CRITERIA_TEXT) -> Path:
     shutil.copytree(SHIPPED_RULES / "interventions", folder / "interventions")
     shutil.copy(SHIPPED_RULES / "routing.yaml", folder / "routing.yaml")
     return folder
+
+
+def cli_with_rules(database_url: str, rules: Path):
+    """`trauma-tracker --db URL --rules DIR ARGS...` as a function of ARGS, for CLI tests."""
+    from click.testing import CliRunner
+
+    from trauma_tracker.cli import main
+
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(main, ["--db", database_url, "--rules", str(rules), *map(str, args)])
+
+    invoke.rules = rules
+    return invoke

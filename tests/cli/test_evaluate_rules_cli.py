@@ -6,11 +6,9 @@ import json
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
 
 from engine.rules.pack import load_pack
-from tests.forcedata import Force, deployment, incident, person, write_rules
-from trauma_tracker.cli import main
+from tests.forcedata import Force, cli_with_rules, deployment, incident, person, write_rules
 
 T1 = "2025-07-01T11:00:00Z"
 T2 = "2025-07-03T11:00:00Z"
@@ -35,14 +33,7 @@ def force(database_url):
 
 @pytest.fixture
 def run(database_url, tmp_path, force):
-    rules = write_rules(tmp_path / "rules")
-    runner = CliRunner()
-
-    def invoke(*args):
-        return runner.invoke(main, ["--db", database_url, "--rules", str(rules), *map(str, args)])
-
-    invoke.rules = rules
-    return invoke
+    return cli_with_rules(database_url, write_rules(tmp_path / "rules"))
 
 
 def evaluate_json(run, as_of: str) -> dict:

@@ -6,12 +6,12 @@ import json
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
 
 from engine.rules.pack import load_pack
 from tests.forcedata import (
     TEST_CRITERIA_TEXT,
     Force,
+    cli_with_rules,
     deployment,
     incident,
     involvement,
@@ -19,7 +19,6 @@ from tests.forcedata import (
     person,
     write_rules,
 )
-from trauma_tracker.cli import main
 
 
 @pytest.fixture
@@ -39,14 +38,7 @@ def force(database_url):
 
 @pytest.fixture
 def run(database_url, tmp_path, force):
-    rules = write_rules(tmp_path / "rules")
-    runner = CliRunner()
-
-    def invoke(*args):
-        return runner.invoke(main, ["--db", database_url, "--rules", str(rules), *map(str, args)])
-
-    invoke.rules = rules
-    return invoke
+    return cli_with_rules(database_url, write_rules(tmp_path / "rules"))
 
 
 def test_evaluate_json_has_the_contract_shape_and_runs_the_rules(run):
