@@ -318,17 +318,19 @@ def _investigations(ctx: Context, figures: dict[str, dict[str, Any]]) -> None:
 
 
 def _deployments(ctx: Context, figures: dict[str, dict[str, Any]]) -> None:
-    # Per person through the (staff_id, arrived_at) index; deployments with no arrival time
-    # take their incident's creation time, as exposures do.
+    # The window's deployments by time (the arrived_at index), then those with no arrival
+    # time through their incident's creation time (the created_at index), as exposures do.
+    window = (
+        "SELECT d.staff_id, d.incident_urn FROM cc_deployments d "
+        "WHERE d.arrived_at > :start AND d.arrived_at <= :t "
+        "UNION ALL SELECT d.staff_id, d.incident_urn FROM cc_incidents i "
+        f"{ctx.join} cc_deployments d ON d.incident_urn = i.incident_urn "
+        "WHERE i.created_at > :start AND i.created_at <= :t AND d.arrived_at IS NULL"
+    )
     rows = ctx.rows(
-        "SELECT w.staff_id, (SELECT COUNT(*) FROM ("
-        " SELECT d.incident_urn FROM cc_deployments d WHERE d.staff_id = w.staff_id"
-        " AND d.arrived_at > :start AND d.arrived_at <= :t"
-        " UNION SELECT d.incident_urn FROM cc_deployments d"
-        " JOIN cc_incidents i ON i.incident_urn = d.incident_urn"
-        " WHERE d.staff_id = w.staff_id AND d.arrived_at IS NULL"
-        " AND i.created_at > :start AND i.created_at <= :t) x) AS n "
-        f"FROM {POPULATION} w",
+        "SELECT x.staff_id, COUNT(DISTINCT x.incident_urn) AS n "
+        f"FROM ({window}) x {ctx.join} {POPULATION} w ON w.staff_id = x.staff_id "
+        "GROUP BY x.staff_id",
         start=ctx.t(30),
         t=ctx.t(),
     )

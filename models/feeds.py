@@ -2,8 +2,9 @@
 
 Times are timezone-aware UTC (SQLModel refuses naive ones); dates are calendar dates.
 `run_id` names the ingest run that last changed the row. Columns carry the feed's field
-names, so rows map to feeds one to one. Secondary indexes are only those a query needs:
-each one halves the bulk-load rate of a large table on SQLite.
+names, so rows map to feeds one to one. Secondary indexes are only those a query needs, and
+preferably on columns that grow with time: an index in another order (by person, say) takes
+a random insert per loaded row and can halve the bulk-load rate of a large table.
 """
 
 from __future__ import annotations
@@ -13,8 +14,22 @@ from datetime import date, datetime
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
-# Scoring (engine/scoring.py) finds what changed since its last evaluation by `run_id`; the
-# indexes on it cost little at load time because new rows append at the index's end.
+
+def growing_index(table: str, column: str) -> Index:
+    """An index on a column whose values grow as rows arrive: `run_id`, by which scoring
+    (engine/scoring.py) finds what changed since its last evaluation, or a record's time.
+
+    On PostgreSQL it is a BRIN index, a summary of each range of pages that costs almost
+    nothing to keep up while loading, where a b-tree costs about a fifth of a large load
+    (bench/ingest.py); autosummarize keeps newly loaded pages summarised. SQLite has only
+    b-trees, and there it is one.
+    """
+    return Index(
+        f"ix_{table}_{column}",
+        column,
+        postgresql_using="brin",
+        postgresql_with={"autosummarize": "on"},
+    )
 
 
 class Unit(SQLModel, table=True):
@@ -50,6 +65,12 @@ class PersonVersion(SQLModel, table=True):
 class Incident(SQLModel, table=True):
     __tablename__ = "cc_incidents"
 
+    # Deployments with no arrival time count at their incident's creation (deployments_30d).
+    __table_args__ = (
+        growing_index("cc_incidents", "created_at"),
+        growing_index("cc_incidents", "run_id"),
+    )
+
     incident_urn: str = Field(primary_key=True)
     created_at: datetime
     closed_at: datetime | None = None
@@ -58,24 +79,28 @@ class Incident(SQLModel, table=True):
     qualifiers: str | None = None  # `|`-joined
     grade: str | None = None
     unit_id: str | None = None
-    run_id: int | None = Field(default=None, index=True)
+    run_id: int | None = None
 
 
 class Deployment(SQLModel, table=True):
     __tablename__ = "cc_deployments"
-    # By person and time: a person's recent deployments (deployments_30d) without a scan.
-    __table_args__ = (Index("ix_cc_deployments_staff_arrived", "staff_id", "arrived_at"),)
-
+    # Recent deployments (deployments_30d) by time, not by person: rows arrive in time order,
+    # so this index grows at its end, where one by person would take a random insert per row.
+    __table_args__ = (
+        growing_index("cc_deployments", "arrived_at"),
+        growing_index("cc_deployments", "run_id"),
+    )
     incident_urn: str = Field(primary_key=True)
     staff_id: str = Field(primary_key=True)
     role: str = Field(primary_key=True)
     arrived_at: datetime | None = None
     cleared_at: datetime | None = None
-    run_id: int | None = Field(default=None, index=True)
+    run_id: int | None = None
 
 
 class Occurrence(SQLModel, table=True):
     __tablename__ = "rms_occurrences"
+    __table_args__ = (growing_index("rms_occurrences", "run_id"),)
 
     occurrence_ref: str = Field(primary_key=True)
     reported_at: datetime
@@ -87,18 +112,19 @@ class Occurrence(SQLModel, table=True):
     closed_at: datetime | None = Field(default=None, index=True)
     linked_incident_urn: str | None = Field(default=None, index=True)
     unit_id: str | None = None
-    run_id: int | None = Field(default=None, index=True)
+    run_id: int | None = None
 
 
 class Involvement(SQLModel, table=True):
     __tablename__ = "rms_involvements"
+    __table_args__ = (growing_index("rms_involvements", "run_id"),)
 
     occurrence_ref: str = Field(primary_key=True)
-    staff_id: str = Field(primary_key=True, index=True)
+    staff_id: str = Field(primary_key=True)
     role: str = Field(primary_key=True)
     assigned_at: datetime = Field(primary_key=True)
     unassigned_at: datetime | None = None
-    run_id: int | None = Field(default=None, index=True)
+    run_id: int | None = None
 
 
 class RestDayCancellation(SQLModel, table=True):
