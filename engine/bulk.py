@@ -34,8 +34,7 @@ class Upserter:
         self.run_id = run_id
         self.dialect = conn.dialect.name
         self._staged = False
-        self._was_empty: bool | None = None  # the table, when this batch began (PostgreSQL)
-        self._key_positions = [self.columns.index(k) for k in self.key]
+        self._merging = False  # PostgreSQL: a COPY met a stored key, so merge from now on
         quote = conn.dialect.identifier_preparer.quote
         self._q = quote
         names = [*self.columns, "run_id"]
@@ -67,16 +66,15 @@ class Upserter:
         if not rows:
             return 0
         if self.dialect == "postgresql":
-            return self._postgres(rows, None, None)
+            return self._postgres(rows, None)
         return self._executemany(rows)
 
-    def upsert_csv(self, text: str, count: int, keys: Sequence[list]) -> int:
-        """As `upsert`, for `count` rows as CSV text (no header, empty field = NULL) whose
-        key columns are `keys` (one list per key field)."""
+    def upsert_csv(self, text: str, count: int) -> int:
+        """As `upsert`, for `count` rows as CSV text (no header, empty field = NULL)."""
         if not count:
             return 0
         if self.dialect == "postgresql":
-            return self._postgres(None, (text, count), keys)
+            return self._postgres(None, (text, count))
         # The columns' affinity turns numbers back into numbers.
         return self._executemany(csv.reader(io.StringIO(text)), "NULLIF(?, '')")
 
@@ -96,9 +94,10 @@ class Upserter:
 
     # -- PostgreSQL ---------------------------------------------------------------------
 
-    def _postgres(self, rows, csv_rows: tuple[str, int] | None, keys) -> int:
-        """New keys are COPYed straight into the table (about twice as fast as any merge);
-        a chunk with a key already stored goes through a staging table and one upsert."""
+    def _postgres(self, rows, csv_rows: tuple[str, int] | None) -> int:
+        """New keys are COPYed straight into the table (about twice as fast as any merge).
+        A COPY that meets a stored key fails whole and is undone to its savepoint; that
+        chunk and the rest of the batch then go through a staging table and one upsert."""
         raw = self.conn.connection.driver_connection
         with raw.cursor() as cursor:
             if not self._staged:
@@ -110,45 +109,22 @@ class Upserter:
                     f"(LIKE {self._q(self.table.name)} INCLUDING DEFAULTS) ON COMMIT DROP"
                 )
                 self._staged = True
-            if keys is None:
-                keys = [[row[i] for row in rows] for i in self._key_positions]
-            if not self._any_stored(cursor, keys):
+            # COPY appends run_id to each line of CSV text, so a quoted newline rules it out.
+            one_per_line = csv_rows is None or csv_rows[0].count("\n") == csv_rows[1]
+            if one_per_line and not self._merging:
                 try:
                     with raw.transaction():  # a savepoint: a clash undoes only this COPY
                         return self._copy_new(cursor, rows, csv_rows)
                 except psycopg.errors.UniqueViolation:
-                    pass  # another ingest stored one of these keys meanwhile: merge instead
+                    # A batch that updates stored rows usually updates many: stop trying.
+                    self._merging = True
             return self._merge(cursor, rows, csv_rows)
-
-    def _any_stored(self, cursor, keys: Sequence[list]) -> bool:
-        """Whether a row stored before this batch shares the first key field with these rows:
-        a cheap probe of the primary key's leading column that never misses a stored key (it
-        may send a chunk of new rows to the merge, which is merely slower). This batch's own
-        earlier chunks don't count: a batch's keys are unique."""
-        if self._was_empty is None:
-            cursor.execute(f"SELECT 1 FROM {self._q(self.table.name)} LIMIT 1")
-            self._was_empty = cursor.fetchone() is None
-        if self._was_empty:
-            return False  # only this batch's rows, unique by key, have gone in since
-        column = self.table.c[self.key[0]]
-        sql_type = column.type.compile(dialect=self.conn.dialect)
-        # One index probe per key, whatever the planner thinks of a table it hasn't analysed:
-        # `col = ANY(array)` can become a sequential scan comparing every row to every key.
-        cursor.execute(
-            f"SELECT 1 FROM unnest(%s::{sql_type}[]) AS k(v) WHERE EXISTS "
-            f"(SELECT 1 FROM {self._q(self.table.name)} t WHERE t.{self._q(column.name)} = k.v "
-            "AND t.run_id IS DISTINCT FROM %s) LIMIT 1",
-            [list(dict.fromkeys(keys[0])), int(self.run_id)],  # each value once
-        )
-        return cursor.fetchone() is not None
 
     def _copy_new(self, cursor, rows, csv_rows) -> int:
         target = self._q(self.table.name)
         run_id = int(self.run_id)
         if csv_rows is not None:
             text, count = csv_rows
-            if text.count("\n") != count:  # a quoted newline: can't append run_id per line
-                raise psycopg.errors.UniqueViolation("fall back to the merge")
             with cursor.copy(f"COPY {target} ({self._column_list}) FROM STDIN (FORMAT csv)") as c:
                 c.write(text.replace("\n", f",{run_id}\n"))
             return count

@@ -164,7 +164,6 @@ def _chunks(frame, spec, header, known_people, chunk_rows, encode) -> Iterator[C
             yield Chunk(
                 encoded=part.write_csv(include_header=False),
                 count=part.height,
-                keys=[part[k].to_list() for k in spec.key],
             )
         else:
             columns = [series.to_list() for series in part.iter_columns()]

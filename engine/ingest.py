@@ -207,7 +207,7 @@ class Ingestor:
             report.rejects.extend(reject for reject, _ in chunk.rejects)
             sent += chunk.count
             if chunk.encoded is not None:
-                report.accepted += upserter.upsert_csv(chunk.encoded, chunk.count, chunk.keys)
+                report.accepted += upserter.upsert_csv(chunk.encoded, chunk.count)
             else:
                 report.accepted += upserter.upsert(chunk.rows)
             if chunk.rejects:

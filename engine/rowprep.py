@@ -29,7 +29,6 @@ class Chunk:
     rows: list[tuple] = field(default_factory=list)  # valid, unique by key, people known
     # Rows as CSV text (from the polars lane, for PostgreSQL's COPY), instead of `rows`.
     encoded: str | None = None
-    keys: list[list] | None = None  # with `encoded`: the key fields' values, a list per field
     count: int = 0  # rows to upsert, in `rows` or `encoded`
     rejects: list[tuple[Reject, str]] = field(default_factory=list)  # with the raw row as JSON
     held: list[tuple[int, str, str, str]] = field(default_factory=list)  # line, key, staff, raw

@@ -293,3 +293,25 @@ def test_chunks_sharing_a_key_prefix_and_stored_keys_are_merged_right(
     }
     assert len(stored) == 11
     assert stored[("INC-1", "S1", "other")]["cleared_at"] == datetime(2025, 1, 2, 13, tzinfo=UTC)
+
+
+def test_a_stored_key_after_new_chunks_is_merged_and_the_new_chunks_kept(
+    engine, tmp_path, lane, monkeypatch
+):
+    """PostgreSQL COPYs chunks of new keys straight in; a later chunk that meets a stored
+    key is undone alone and merged, with the chunks before it kept and counted once."""
+    monkeypatch.setattr("engine.ingest.CHUNK_ROWS", 2)
+    ingest(engine, write_csv(tmp_path / "people.csv", SAMPLE_ROWS["people"]), fast_csv=lane)
+    template = SAMPLE_ROWS["cc_deployments"][0]
+    stored = {**template, "incident_urn": "INC-9"}
+    ingest(engine, write_csv(tmp_path / "cc_deployments_1.csv", [stored]), fast_csv=lane)
+
+    new = [{**template, "incident_urn": f"INC-{n}"} for n in range(1, 6)]
+    changed = {**stored, "cleared_at": "2025-01-02T13:00:00Z"}
+    rows = [*new[:4], changed, new[4]]  # chunks: new, new, stored + new
+    [report] = ingest(engine, write_csv(tmp_path / "cc_deployments_2.csv", rows), fast_csv=lane)
+
+    assert (report.accepted, report.unchanged) == (6, 0)
+    by_urn = {r["incident_urn"]: r for r in rows_of(engine, "cc_deployments")}
+    assert sorted(by_urn) == [f"INC-{n}" for n in (1, 2, 3, 4, 5, 9)]
+    assert by_urn["INC-9"]["cleared_at"] == datetime(2025, 1, 2, 13, tzinfo=UTC)
