@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from engine.feeds import feed_for_filename  # noqa: E402
 from engine.ingest import Ingestor  # noqa: E402
-from engine.sources import expand_paths, ingest_files  # noqa: E402
+from engine.sources import DEFAULT_JOBS, expand_paths, ingest_files  # noqa: E402
 from engine.synthetic import generate_force  # noqa: E402
 from models.db import make_engine, migrate  # noqa: E402
 
@@ -99,10 +99,10 @@ def raw_load(engine: sa.Engine, files: list[Path]) -> tuple[int, float]:
     return rows, time.perf_counter() - started
 
 
-def ingest_load(engine: sa.Engine, files: list[Path]) -> tuple[int, float]:
+def ingest_load(engine: sa.Engine, files: list[Path], jobs: int) -> tuple[int, float]:
     rows = 0
     started = time.perf_counter()
-    for report in ingest_files(Ingestor(engine), files):
+    for report in ingest_files(Ingestor(engine), files, jobs=jobs):
         if report.outcome != "ok":
             raise SystemExit(f"{report.path}: {report.outcome}: {report.message}")
         rows += report.rows
@@ -115,6 +115,9 @@ def main() -> None:
     parser.add_argument("--years", type=float, default=5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument(
+        "--jobs", type=int, default=DEFAULT_JOBS, help="as `ingest --jobs` (PostgreSQL only)"
+    )
     parser.add_argument(
         "--postgres-url", default=os.environ.get("TT_BENCH_POSTGRES_URL", DEFAULT_POSTGRES)
     )
@@ -129,12 +132,13 @@ def main() -> None:
         engine, cleanup = database(kind, args.postgres_url, folder.parent)
         try:
             raw_rows, raw_seconds = raw_load(engine, csv_files)
-            rows, seconds = ingest_load(engine, csv_files)
+            rows, seconds = ingest_load(engine, csv_files, args.jobs)
         finally:
             cleanup()
         assert rows == raw_rows, (rows, raw_rows)
         result = {
             "database": kind,
+            "jobs": args.jobs if kind == "postgresql" else 1,
             "rows": rows,
             "ingest_seconds": round(seconds, 1),
             "ingest_rows_per_s": round(rows / seconds),

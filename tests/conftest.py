@@ -50,17 +50,31 @@ def postgres_url() -> str:
 
 
 @pytest.fixture
-def postgres_schema_url(postgres_url):
-    """A PostgreSQL URL whose connections use a fresh schema, dropped afterwards."""
-    schema = f"tt_{uuid.uuid4().hex[:12]}"
+def new_postgres_schema(postgres_url):
+    """Makes fresh PostgreSQL schemas, each as a URL whose connections use it; all are
+    dropped afterwards."""
     admin = sa.create_engine(postgres_url)
+    made: list[str] = []
+
+    def make() -> str:
+        schema = f"tt_{uuid.uuid4().hex[:12]}"
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'create schema "{schema}"'))
+        made.append(schema)
+        sep = "&" if "?" in postgres_url else "?"
+        return f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
+
+    yield make
     with admin.begin() as conn:
-        conn.execute(sa.text(f'create schema "{schema}"'))
-    sep = "&" if "?" in postgres_url else "?"
-    yield f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'drop schema "{schema}" cascade'))
+        for schema in made:
+            conn.execute(sa.text(f'drop schema "{schema}" cascade'))
     admin.dispose()
+
+
+@pytest.fixture
+def postgres_schema_url(new_postgres_schema):
+    """A PostgreSQL URL whose connections use a fresh schema, dropped afterwards."""
+    return new_postgres_schema()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

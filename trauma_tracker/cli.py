@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from engine.feeds import FEEDS
 from engine.ingest import BatchReport, Ingestor
-from engine.sources import ingest_files
+from engine.sources import DEFAULT_JOBS, ingest_files
 from integrations.base import FeedFormatError, SourceError
 from models.db import SchemaNotCurrent, make_engine, migrate, require_current
 from trauma_tracker.settings import Settings, SettingsError
@@ -140,15 +140,24 @@ def _print_report(report: BatchReport) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--feed", type=click.Choice(sorted(FEEDS)), help="Treat every file as this feed.")
 @click.option("--move", is_flag=True, help="Drop folder: move files to processed/ or failed/.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=DEFAULT_JOBS,
+    show_default=True,
+    help="PostgreSQL: files of this many feeds stored at once (SQLite: always one).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj
-def ingest(obj: Context, paths: tuple[Path, ...], feed: str | None, move: bool, as_json: bool):
+def ingest(
+    obj: Context, paths: tuple[Path, ...], feed: str | None, move: bool, jobs: int, as_json: bool
+):
     """Ingest feed files, or folders of them, one transaction per file."""
     meter = _RateMeter()
     ingestor = Ingestor(obj.current_engine(), progress=meter)
     reports = []
     try:
-        for report in ingest_files(ingestor, paths, feed=feed, move=move):
+        for report in ingest_files(ingestor, paths, feed=feed, move=move, jobs=jobs):
             meter.done()
             reports.append(report)
             if not as_json:

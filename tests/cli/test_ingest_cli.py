@@ -40,16 +40,22 @@ def test_ingest_before_init_says_what_to_do(run, tmp_path):
     assert "run `trauma-tracker init`" in result.output
 
 
-def test_ingest_json_has_the_contract_shape(run, tmp_path):
+@pytest.mark.parametrize("jobs", ["1", "3"])
+def test_ingest_json_has_the_contract_shape(run, tmp_path, jobs):
     run("init")
     write_force(tmp_path / "feeds")
     bad = {**SAMPLE_ROWS["cc_incidents"][1], "incident_urn": "INC-9", "closing_code": "??"}
     write_csv(tmp_path / "feeds" / "cc_incidents_more.csv", [bad])
 
-    result = run("ingest", "--json", tmp_path / "feeds")
+    result = run("ingest", "--json", "--jobs", jobs, tmp_path / "feeds")
 
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
+    # In dependency order, however many feeds were stored at once.
+    assert [f["feed"] for f in document["files"]] == [
+        "units", "people", "cc_incidents", "cc_incidents", "cc_deployments", "rms_occurrences",
+        "rms_involvements", "rest_day_cancellations", "absences",
+    ]  # fmt: skip
     entry = next(f for f in document["files"] if f["path"].endswith("cc_incidents_more.csv"))
     assert {"path", "feed", "accepted", "unchanged", "rejected", "held", "rejects"} <= set(entry)
     assert entry["feed"] == "cc_incidents"

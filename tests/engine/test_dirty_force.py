@@ -69,3 +69,38 @@ def test_both_lanes_store_the_same(dirty_force, tmp_path):
         engine.dispose()
     assert states[0] == states[1]
     assert len(states[0]["cc_deployments"]) > 1000
+
+
+@pytest.mark.postgres
+def test_feeds_stored_side_by_side_store_what_one_by_one_does(
+    dirty_force, new_postgres_schema, tmp_path
+):
+    """`--jobs` on PostgreSQL changes nothing but speed: the same state, the reports in the
+    same order, and a later file of a feed still wins over an earlier one."""
+    folder, _ = dirty_force
+    first = sorted(folder.glob("cc_incidents_*.csv"))[0]
+    header, row = first.read_text().splitlines()[:2]
+    fields = dict(zip(header.split(","), row.split(","), strict=True))
+    corrected = {**fields, "closing_code": "SUDDEN_DEATH", "qualifiers": ""}
+    assert corrected != fields
+    # Named to sort after the force's own incident files, so it is stored after them.
+    correction = tmp_path / "cc_incidents_zz_correction.csv"
+    correction.write_text(header + "\n" + ",".join(corrected[c] for c in header.split(",")) + "\n")
+
+    states, orders = [], []
+    for jobs in (1, 3):
+        engine = make_engine(new_postgres_schema())
+        migrate(engine)
+        reports = list(ingest_files(Ingestor(engine), [folder, correction], jobs=jobs))
+        orders.append([(r.path, r.outcome, r.accepted, r.rejected, r.held) for r in reports])
+        states.append(database_state(engine))
+        with engine.connect() as conn:
+            code = conn.execute(
+                sa.text("SELECT closing_code FROM cc_incidents WHERE incident_urn = :urn"),
+                {"urn": fields["incident_urn"]},
+            ).scalar_one()
+        engine.dispose()
+        assert code == "SUDDEN_DEATH", jobs
+    assert orders[0] == orders[1]
+    assert states[0] == states[1]
+    assert len({path.rsplit("_", 1)[0] for path, *_ in orders[0]}) > 3  # several feeds
