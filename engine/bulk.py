@@ -176,3 +176,20 @@ def defer_indexes(conn: sa.Connection, table: sa.Table, incoming: int) -> list[s
 def restore_indexes(conn: sa.Connection, indexes: Sequence[sa.Index]) -> None:
     for index in indexes:
         conn.execute(sa.schema.CreateIndex(index))
+
+
+def summarize_brin(conn: sa.Connection, table: sa.Table) -> None:
+    """Summarise the page ranges a load added to `table`'s BRIN indexes (PostgreSQL).
+
+    A BRIN index skips nothing in ranges not yet summarised, and autovacuum summarises them
+    only some time after a load: until then a query by run_id or time reads the whole
+    table. This reads only the new pages, once.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    for index in sorted(table.indexes, key=lambda index: index.name):
+        if index.dialect_options["postgresql"]["using"] == "brin":
+            conn.execute(
+                sa.text("SELECT brin_summarize_new_values(CAST(:index AS regclass))"),
+                {"index": index.name},
+            )

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
-from engine.bulk import Upserter, defer_indexes, restore_indexes
+from engine.bulk import Upserter, defer_indexes, restore_indexes, summarize_brin
 from engine.csvlane import prepare_csv
 from engine.feeds import FEEDS, Feed, Reject, compile_validator, feed_for_filename
 from engine.rowprep import prepare
@@ -231,6 +231,7 @@ class Ingestor:
                 self.progress(batch.name, report.rows)
         if deferred:
             restore_indexes(conn, deferred)
+        summarize_brin(conn, upserter.table)
         report.unchanged = sent - report.accepted
         if spec.name == "people":
             report.linked = self._link_held(conn, run_id)
