@@ -29,7 +29,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 
 bench: $(BIN)/.installed
-	-$(BIN)/python bench/ingest.py
+	-$(BIN)/python bench/ingest.py --rounds 3
 	$(BIN)/python bench/scoring.py
 	$(BIN)/python bench/rules.py
 
