@@ -124,7 +124,8 @@ def check_columns(batch: Batch, feed: Feed) -> None:
 
 
 class Ingestor:
-    """Stores batches into one database. Not thread-safe: one ingestor per worker."""
+    """Stores batches into one database. It keeps nothing between batches, and each batch
+    takes its own connection, so threads may share one (see engine.sources.ingest_files)."""
 
     def __init__(
         self,
@@ -311,9 +312,9 @@ class Ingestor:
                 values = validate(0, [raw.get(c) for c in spec.columns])
                 if isinstance(values, tuple):
                     rows[spec.key_of(values)] = values
-            Upserter(conn, _table(FEED_TABLES[feed_name]), spec.columns, spec.key, run_id).upsert(
-                list(rows.values())
-            )
+            table = _table(FEED_TABLES[feed_name])
+            Upserter(conn, table, spec.columns, spec.key, run_id).upsert(list(rows.values()))
+            summarize_brin(conn, table)
             conn.execute(
                 held.update()
                 .where(held.c.id.in_([row.id for row in group]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -69,8 +70,10 @@ def ingest_files(
     With `jobs` > 1 on PostgreSQL, files of different feeds are stored side by side, up to
     `jobs` at once, each in its own transaction and connection. Each feed's files still go
     one after another in order (a later file's rows win), and units and people go before
-    the rest, as rows of other feeds are held when they name a person not yet known. SQLite
-    takes one writer at a time, so there files go one by one whatever `jobs` says.
+    the rest, as rows of other feeds are held when they name a person not yet known. An
+    error other than a file that can't be read as its feed stops every lane before its next
+    file; the files stored by then are reported, and the error is raised. SQLite takes one
+    writer at a time, so there files go one by one whatever `jobs` says.
     """
     files = expand_paths(paths, feed)
     if jobs < 2 or ingestor.engine.dialect.name != "postgresql":
@@ -83,18 +86,43 @@ def ingest_files(
     for n, path in enumerate(rest):
         lanes.setdefault(feed or feed_for_filename(path.name), []).append(n)
     # The largest lanes first, so that the small ones fill in beside them at the end.
-    ordered = sorted(lanes.values(), key=lambda lane: -sum(rest[n].stat().st_size for n in lane))
+    ordered = sorted(lanes.values(), key=lambda lane: -sum(_size(rest[n]) for n in lane))
+    reports: dict[int, BatchReport] = {}
+    stop = threading.Event()  # set on an error: every lane stops before its next file
 
-    def run(lane: list[int]) -> list[BatchReport]:
-        return list(_in_order(ingestor, [rest[n] for n in lane], feed, move))
+    def run(lane: list[int]) -> None:
+        for n in lane:
+            if stop.is_set():
+                return
+            try:
+                [reports[n]] = _in_order(ingestor, [rest[n]], feed, move)
+            except BaseException:
+                stop.set()
+                raise
 
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="tt-ingest") as pool:
-        running = [(lane, pool.submit(run, lane)) for lane in ordered]
-        reports: dict[int, BatchReport] = {}
-        for lane, future in running:
-            reports.update(zip(lane, future.result(), strict=True))
-    for n in range(len(rest)):
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="tt-ingest")
+    failure: BaseException | None = None
+    try:
+        for future in [pool.submit(run, lane) for lane in ordered]:
+            future.result()
+    except BaseException as error:  # a lane's error, or an interrupt while waiting
+        failure = error
+        stop.set()
+    finally:
+        # Files being stored finish (each is one transaction); lanes not started never do.
+        pool.shutdown(wait=True, cancel_futures=True)
+    # What was stored is reported, as one by one would have before stopping at the error.
+    for n in sorted(reports):
         yield reports[n]
+    if failure is not None:
+        raise failure
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # gone: its lane reports that
 
 
 def _in_order(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, date, datetime
 
 import pytest
@@ -342,3 +343,88 @@ def test_brin_indexes_are_summarised_when_a_load_commits(postgres_schema_url, tm
             read = scan.get("Lossy Heap Blocks", 0) + scan.get("Exact Heap Blocks", 0)
             assert read == 0, (column, scan)
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_role_that_may_only_write_rows_can_load_a_large_file(
+    postgres_schema_url, postgres_url, tmp_path
+):
+    """Dropping indexes for a bulk load and summarising BRIN ranges need the tables' owner;
+    a role with only row rights loads with the indexes in place and leaves summarising to
+    autovacuum."""
+    owner = make_engine(postgres_schema_url)
+    migrate(owner)
+    ingest(owner, write_csv(tmp_path / "people.csv", SAMPLE_ROWS["people"]))
+    role = f"tt_writer_{uuid.uuid4().hex[:8]}"
+    schema = postgres_schema_url.rsplit("%3D", 1)[1]
+    with owner.begin() as conn:
+        conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
+        conn.execute(sa.text(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"'))
+        conn.execute(
+            sa.text(
+                f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" '
+                f'TO "{role}"'
+            )
+        )
+        conn.execute(sa.text(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{schema}" TO "{role}"'))
+    writer = make_engine(postgres_schema_url.replace("postgres@", f"{role}@", 1))
+    template = SAMPLE_ROWS["cc_deployments"][0]
+    rows = [{**template, "incident_urn": f"INC-{n:06d}"} for n in range(60_000)]
+    try:
+        [report] = ingest(writer, write_csv(tmp_path / "cc_deployments.csv", rows))
+        assert (report.outcome, report.accepted) == ("ok", 60_000)
+        with owner.connect() as conn:
+            indexes = conn.execute(
+                sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'cc_deployments'")
+            ).scalars()
+            assert {"ix_cc_deployments_run_id", "ix_cc_deployments_arrived_at"} <= set(indexes)
+    finally:
+        writer.dispose()
+        with owner.begin() as conn:
+            conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
+            conn.execute(sa.text(f'DROP ROLE "{role}"'))
+        owner.dispose()
+
+
+def test_an_error_in_one_feed_stops_the_others_and_reports_what_was_stored(
+    engine, tmp_path, monkeypatch
+):
+    """With feeds stored side by side, an unexpected error (not a bad file) stops every lane
+    before its next file and is raised, as one by one would, after every file stored by
+    then has been reported: nothing is stored, or moved to processed/, unreported."""
+    drop = tmp_path / "drop"
+    write_force(drop)
+    for n in range(3):  # more files per feed than can be running when the error comes
+        incidents = [
+            {**r, "incident_urn": f"{r['incident_urn']}-{n}"} for r in SAMPLE_ROWS["cc_incidents"]
+        ]
+        absences = [{**r, "spell_id": f"{r['spell_id']}-{n}"} for r in SAMPLE_ROWS["absences"]]
+        write_csv(drop / f"cc_incidents_{n}.csv", incidents)
+        write_csv(drop / f"absences_{n}.csv", absences)
+    store = Ingestor._store
+
+    def failing(self, conn, batch, *args):
+        if batch.name.endswith("rms_occurrences_sample.csv"):
+            raise RuntimeError("the database went away")
+        return store(self, conn, batch, *args)
+
+    monkeypatch.setattr(Ingestor, "_store", failing)
+    reported = []
+    with pytest.raises(RuntimeError, match="the database went away"):
+        for report in ingest_files(Ingestor(engine), [drop], move=True, jobs=2):
+            reported.append(report)
+
+    processed = {p.name for p in (drop / "processed").iterdir()}
+    assert {r.path.rsplit("/", 1)[-1] for r in reported} == processed
+    assert {r.outcome for r in reported} == {"ok"}
+    assert sorted(p.name for p in (drop / "failed").iterdir()) == [
+        "rms_occurrences_sample.csv",
+        "rms_occurrences_sample.csv.reason.txt",
+    ]
+    with engine.connect() as conn:
+        stored_runs = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(IngestRun.__table__)
+            .where(IngestRun.__table__.c.outcome == "ok")
+        ).scalar_one()
+    assert stored_runs == len(processed)

@@ -3,8 +3,9 @@
 Deployments are counted per person over the last 30 days from the window's rows found by
 time (arrived_at, or for deployments with no arrival time their incident's created_at)
 instead of per person through a (staff_id, arrived_at) index: rows arrive in time order, so
-these indexes grow at their end, where the old one took a random insert per loaded row. The
-involvements' staff_id index served only rescoring one person at opt-in, which can scan.
+these indexes grow at their end, where the old one took a random insert per loaded row.
+Rescoring one person at opt-in, the only other user of that index and of the involvements'
+staff_id index, now scans deployments and involvements once.
 
 On PostgreSQL the run_id and time indexes of the four large feeds are BRIN (see
 models.feeds.growing_index); SQLite keeps its b-trees on run_id.
