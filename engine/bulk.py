@@ -151,40 +151,6 @@ class Upserter:
         return cursor.rowcount
 
 
-def defer_indexes(conn: sa.Connection, table: sa.Table, incoming: int) -> list[sa.Index]:
-    """Drop `table`'s secondary indexes for a load at least as large as the table, returning
-    them for `restore_indexes` in the same transaction.
-
-    Building an index once by sorting is several times faster than growing it a row at a
-    time, which is where a large load spends most of its time. Both databases run this DDL
-    inside the load's transaction, so a failed load gets its indexes back with its rollback.
-    On PostgreSQL the table is locked against readers until the load commits, and only the
-    table's owner may drop its indexes: for any other role the load keeps them.
-    """
-    stored = conn.execute(
-        sa.select(sa.func.count()).select_from(
-            sa.select(sa.literal(1)).select_from(table).limit(incoming).subquery()
-        )
-    ).scalar_one()
-    if stored >= incoming:
-        return []
-    indexes = sorted(table.indexes, key=lambda index: index.name)
-    try:
-        with conn.begin_nested():
-            for index in indexes:
-                conn.execute(sa.schema.DropIndex(index))
-    except sa.exc.DBAPIError as error:
-        if not isinstance(error.orig, psycopg.errors.InsufficientPrivilege):
-            raise
-        return []  # a role that may only write rows loads with the indexes in place
-    return indexes
-
-
-def restore_indexes(conn: sa.Connection, indexes: Sequence[sa.Index]) -> None:
-    for index in indexes:
-        conn.execute(sa.schema.CreateIndex(index))
-
-
 def summarize_brin(conn: sa.Connection, table: sa.Table) -> None:
     """Summarise the page ranges a load added to `table`'s BRIN indexes (PostgreSQL).
 

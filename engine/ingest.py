@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
-from engine.bulk import Upserter, defer_indexes, restore_indexes, summarize_brin
+from engine.bulk import Upserter, summarize_brin
 from engine.csvlane import prepare_csv
 from engine.feeds import FEEDS, Feed, Reject, compile_validator, feed_for_filename
 from engine.rowprep import prepare
@@ -29,9 +29,6 @@ from integrations.base import Batch, FeedFormatError
 from models import FEED_TABLES, HeldRow, IngestRun, QuarantinedRow, SourceWatermark
 
 CHUNK_ROWS = 20_000
-# A batch this large, and larger than what its table already holds, is loaded with the
-# table's secondary indexes dropped and rebuilt afterwards (see engine.bulk.defer_indexes).
-BULK_LOAD_ROWS = 50_000
 
 # People first so that rows naming them are not held needlessly; then incidents before the
 # deployments and occurrences that refer to them.
@@ -196,11 +193,7 @@ class Ingestor:
         if chunks is None:
             chunks = prepare(batch.rows, spec, batch.columns, known, CHUNK_ROWS)
         sent = 0
-        deferred: list | None = None
         for chunk in chunks:
-            # Each lane reports how many rows it read before it hands over any to store.
-            if deferred is None and chunk.read >= BULK_LOAD_ROWS:
-                deferred = defer_indexes(conn, upserter.table, chunk.read)
             report.rows += chunk.read
             report.duplicates += chunk.duplicates
             report.rejected += len(chunk.rejects)
@@ -230,8 +223,6 @@ class Ingestor:
                 self._hold(conn, spec.name, batch.name, run_id, started, chunk.held)
             if self.progress:
                 self.progress(batch.name, report.rows)
-        if deferred:
-            restore_indexes(conn, deferred)
         summarize_brin(conn, upserter.table)
         report.unchanged = sent - report.accepted
         if spec.name == "people":

@@ -326,7 +326,7 @@ def test_brin_indexes_are_summarised_when_a_load_commits(postgres_schema_url, tm
     migrate(engine)
     ingest(engine, write_csv(tmp_path / "people.csv", SAMPLE_ROWS["people"]))
     template = SAMPLE_ROWS["cc_deployments"][0]
-    # Several 128-page ranges of rows, yet fewer than a load that rebuilds the indexes.
+    # Several 128-page ranges of rows.
     rows = [{**template, "incident_urn": f"INC-{n:06d}"} for n in range(30_000)]
     ingest(engine, write_csv(tmp_path / "cc_deployments.csv", rows))
     with engine.begin() as conn:
@@ -346,12 +346,9 @@ def test_brin_indexes_are_summarised_when_a_load_commits(postgres_schema_url, tm
 
 
 @pytest.mark.postgres
-def test_a_role_that_may_only_write_rows_can_load_a_large_file(
-    postgres_schema_url, postgres_url, tmp_path
-):
-    """Dropping indexes for a bulk load and summarising BRIN ranges need the tables' owner;
-    a role with only row rights loads with the indexes in place and leaves summarising to
-    autovacuum."""
+def test_a_role_that_may_only_write_rows_can_load_a_large_file(postgres_schema_url, tmp_path):
+    """Summarising BRIN ranges needs the tables' owner; a role with only row rights loads
+    all the same and leaves the summarising to autovacuum."""
     owner = make_engine(postgres_schema_url)
     migrate(owner)
     ingest(owner, write_csv(tmp_path / "people.csv", SAMPLE_ROWS["people"]))
@@ -369,10 +366,10 @@ def test_a_role_that_may_only_write_rows_can_load_a_large_file(
         conn.execute(sa.text(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{schema}" TO "{role}"'))
     writer = make_engine(postgres_schema_url.replace("postgres@", f"{role}@", 1))
     template = SAMPLE_ROWS["cc_deployments"][0]
-    rows = [{**template, "incident_urn": f"INC-{n:06d}"} for n in range(60_000)]
+    rows = [{**template, "incident_urn": f"INC-{n:06d}"} for n in range(30_000)]
     try:
         [report] = ingest(writer, write_csv(tmp_path / "cc_deployments.csv", rows))
-        assert (report.outcome, report.accepted) == ("ok", 60_000)
+        assert (report.outcome, report.accepted) == ("ok", 30_000)
         with owner.connect() as conn:
             indexes = conn.execute(
                 sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'cc_deployments'")
