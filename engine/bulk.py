@@ -7,8 +7,6 @@ count of new or different records. Rows must be unique by key within one call.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -70,16 +68,14 @@ class Upserter:
         return self._executemany(rows)
 
     def upsert_csv(self, text: str, count: int) -> int:
-        """As `upsert`, for `count` rows as CSV text (no header, empty field = NULL)."""
-        if not count:
-            return 0
-        if self.dialect == "postgresql":
-            return self._postgres(None, (text, count))
-        # The columns' affinity turns numbers back into numbers.
-        return self._executemany(csv.reader(io.StringIO(text)), "NULLIF(?, '')")
+        """As `upsert`, for `count` rows as CSV text (no header, empty field = NULL), which
+        PostgreSQL's COPY reads as it is; the polars lane encodes rows so only for it."""
+        if self.dialect != "postgresql":
+            raise ValueError("CSV text is for PostgreSQL's COPY; give SQLite rows")
+        return self._postgres(None, (text, count)) if count else 0
 
-    def _executemany(self, rows: Iterable[Sequence[Any]], placeholder: str = "?") -> int:
-        placeholders = ", ".join(placeholder for _ in self.columns)
+    def _executemany(self, rows: Iterable[Sequence[Any]]) -> int:
+        placeholders = ", ".join("?" for _ in self.columns)
         # run_id is an int we made, so it is written into the statement, not bound per row.
         sql = (
             f"INSERT INTO {self._q(self.table.name)} ({self._column_list}) "

@@ -79,12 +79,14 @@ def ingest_files(
     if jobs < 2 or ingestor.engine.dialect.name != "postgresql":
         yield from _in_order(ingestor, files, feed, move)
         return
-    first = [p for p in files if (feed or feed_for_filename(p.name)) in LOOKED_UP]
-    yield from _in_order(ingestor, first, feed, move)
-    rest = [p for p in files if (feed or feed_for_filename(p.name)) not in LOOKED_UP]
+    named = [(path, feed or feed_for_filename(path.name)) for path in files]
+    yield from _in_order(ingestor, [p for p, name in named if name in LOOKED_UP], feed, move)
+    rest: list[Path] = []  # the other files, in order; a lane holds its files' places here
     lanes: dict[str | None, list[int]] = {}
-    for n, path in enumerate(rest):
-        lanes.setdefault(feed or feed_for_filename(path.name), []).append(n)
+    for path, name in named:
+        if name not in LOOKED_UP:
+            lanes.setdefault(name, []).append(len(rest))
+            rest.append(path)
     # The largest lanes first, so that the small ones fill in beside them at the end.
     ordered = sorted(lanes.values(), key=lambda lane: -sum(_size(rest[n]) for n in lane))
     reports: dict[int, BatchReport] = {}
