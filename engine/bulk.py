@@ -74,6 +74,25 @@ class Upserter:
             raise ValueError("CSV text is for PostgreSQL's COPY; give SQLite rows")
         return self._postgres(None, (text, count)) if count else 0
 
+    def upsert_staged(self, source: str, first: int, last: int) -> int:
+        """As `upsert`, for the rows of table `source` (SQLite; columns as `columns`) with
+        rowids `first` to `last`: one statement, with no values passing through Python."""
+        if self.dialect != "sqlite":
+            raise ValueError("staged rows are for SQLite; PostgreSQL loads by COPY")
+        columns = ", ".join(self._q(c) for c in self.columns)
+        cursor = self.conn.connection.driver_connection.cursor()
+        try:
+            # The WHERE also tells SQLite's parser that ON CONFLICT is not a join's ON.
+            cursor.execute(
+                f"INSERT INTO main.{self._q(self.table.name)} ({self._column_list}) "
+                f"SELECT {columns}, {int(self.run_id)} FROM {source} "
+                f"WHERE rowid BETWEEN ? AND ? {self._on_conflict}",
+                (first, last),
+            )
+            return cursor.rowcount
+        finally:
+            cursor.close()
+
     def _executemany(self, rows: Iterable[Sequence[Any]]) -> int:
         placeholders = ", ".join("?" for _ in self.columns)
         # run_id is an int we made, so it is written into the statement, not bound per row.

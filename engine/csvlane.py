@@ -15,12 +15,14 @@ records (quoted newlines, blank lines), its header repeats a name, or polars can
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from engine.feeds import Feed, compile_validator
+from engine.feeds import FEEDS, Feed, compile_validator
 from engine.rowprep import Chunk
 
 LINE = "__line"
@@ -118,6 +120,27 @@ def prepare_csv(
 
 
 def _chunks(frame, spec, header, known_people, chunk_rows, encode) -> Iterator[Chunk]:
+    summary, stored = _settle(frame, spec, header, known_people)
+    yield summary
+    for start in range(0, stored.height, chunk_rows):
+        part = stored.slice(start, chunk_rows)
+        if encode:
+            yield Chunk(
+                encoded=part.write_csv(include_header=False),
+                count=part.height,
+            )
+        else:
+            yield Chunk(rows=_tuples(part), count=part.height)
+
+
+def _tuples(frame: pl.DataFrame) -> list[tuple]:
+    columns = [series.to_list() for series in frame.iter_columns()]
+    return list(zip(*columns, strict=True))
+
+
+def _settle(frame, spec, header, known_people) -> tuple[Chunk, pl.DataFrame]:
+    """What becomes of a file's rows: the summary (rows read, duplicates, rejects, held) and
+    the rows to store, in `spec.columns` order, unique by key, their people known."""
     values, fine = _field_checks(spec, header)
     checked = frame.with_columns(pl.all_horizontal(fine).alias("__fine"))
     fast = checked.filter(pl.col("__fine")).select(LINE, *values)
@@ -155,16 +178,58 @@ def _chunks(frame, spec, header, known_people, chunk_rows, encode) -> Iterator[C
                 summary.held.append(
                     (row[LINE], json.dumps(key), row[spec.person_field], json.dumps(record))
                 )
-    yield summary
+    return summary, latest.drop(LINE)
 
-    stored = latest.drop(LINE)
-    for start in range(0, stored.height, chunk_rows):
-        part = stored.slice(start, chunk_rows)
-        if encode:
-            yield Chunk(
-                encoded=part.write_csv(include_header=False),
-                count=part.height,
-            )
-        else:
-            columns = [series.to_list() for series in part.iter_columns()]
-            yield Chunk(rows=list(zip(*columns, strict=True)), count=part.height)
+
+# -- preparing a file in another process --------------------------------------------------
+
+STAGED_TABLE = "rows"
+
+
+@dataclass
+class Staged:
+    """A CSV file prepared in another process: its summary, and the rows to store written
+    to a SQLite file of their own (table `rows`, in order), which the writer attaches and
+    upserts from in one statement per chunk (`engine.bulk.Upserter.upsert_staged`)."""
+
+    source: str  # the CSV file
+    summary: Chunk
+    database: str
+    count: int
+    known_people: frozenset[str] | None  # what `summary.held` was decided against
+
+
+def stage_csv(
+    path: str,
+    feed: str,
+    header: Sequence[str],
+    known_people: frozenset[str] | None,
+    database: str,
+) -> Staged | None:
+    """Prepare `path` as `prepare_csv` would and write its rows to the SQLite file
+    `database`; None if the polars lane declines the file. Runs in a worker process, so
+    that checking one file and binding its values overlap with storing the one before."""
+    spec = FEEDS[feed]
+    frame = _read(Path(path), header)
+    if frame is None:
+        return None
+    summary, stored = _settle(frame, spec, header, known_people)
+    del frame
+    connection = sqlite3.connect(database, isolation_level=None)
+    try:
+        # A scratch file read once: no journal, no syncing.
+        connection.execute("PRAGMA journal_mode=OFF")
+        connection.execute("PRAGMA synchronous=OFF")
+        connection.execute("BEGIN")
+        columns = ", ".join(f'"{c}"' for c in spec.columns)
+        connection.execute(f"CREATE TABLE {STAGED_TABLE} ({columns})")
+        insert = f"INSERT INTO {STAGED_TABLE} VALUES ({', '.join('?' for _ in spec.columns)})"
+        for start in range(0, stored.height, STAGE_ROWS):
+            connection.executemany(insert, _tuples(stored.slice(start, STAGE_ROWS)))
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
+    return Staged(path, summary, database, stored.height, known_people)
+
+
+STAGE_ROWS = 20_000

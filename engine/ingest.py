@@ -13,7 +13,8 @@ For each batch (a file, an HTTP page, a SQL chunk):
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,9 +23,9 @@ import sqlalchemy as sa
 from sqlmodel import SQLModel
 
 from engine.bulk import Upserter, summarize_brin
-from engine.csvlane import prepare_csv
+from engine.csvlane import STAGED_TABLE, Staged, prepare_csv
 from engine.feeds import FEEDS, Feed, Reject, compile_validator, feed_for_filename
-from engine.rowprep import prepare
+from engine.rowprep import Chunk, prepare
 from integrations.base import Batch, FeedFormatError
 from models import FEED_TABLES, HeldRow, IngestRun, QuarantinedRow, SourceWatermark
 
@@ -138,11 +139,19 @@ class Ingestor:
         # CSV files go through the polars lane unless told not to (tests compare the lanes).
         self.fast_csv = fast_csv
 
-    def ingest(self, batch: Batch, *, feed: str | None = None) -> BatchReport:
+    def ingest(
+        self, batch: Batch, *, feed: str | None = None, staged: Staged | None = None
+    ) -> BatchReport:
         """Store one batch whole or not at all, then let its source finish (`batch.done`).
+
+        `staged` is the batch's file already prepared by `engine.csvlane.stage_csv` (SQLite):
+        its rows are upserted from there, unless the people it was prepared against are no
+        longer the people stored, when the batch is prepared here as usual.
 
         :raise FeedFormatError: the batch can't be read as its feed; a failed run is recorded.
         """
+        if staged is not None and self.engine.dialect.name != "sqlite":
+            raise ValueError("staged files are for SQLite; PostgreSQL loads by COPY")
         report = BatchReport(path=batch.name, feed=feed or batch.feed)
         started = self.clock()
         try:
@@ -153,8 +162,12 @@ class Ingestor:
                 report.outcome = "duplicate"
                 report.message = "same content as a file already ingested; nothing to do"
             else:
-                with self.engine.begin() as conn:
-                    self._store(conn, batch, spec, report, started)
+                with (
+                    self.engine.connect() as conn,
+                    _attached(conn, staged),
+                    conn.begin(),
+                ):
+                    self._store(conn, batch, spec, report, started, staged)
         except FeedFormatError as error:
             self._record_failure(batch, report, started, error.message)
             batch.done(False, error.message)
@@ -169,7 +182,13 @@ class Ingestor:
     # -- one transaction -------------------------------------------------------------------
 
     def _store(
-        self, conn: sa.Connection, batch: Batch, spec: Feed, report: BatchReport, started
+        self,
+        conn: sa.Connection,
+        batch: Batch,
+        spec: Feed,
+        report: BatchReport,
+        started,
+        staged: Staged | None = None,
     ) -> None:
         runs = _table(IngestRun)
         report.run_id = conn.execute(
@@ -187,7 +206,9 @@ class Ingestor:
         upserter = Upserter(conn, _table(FEED_TABLES[spec.name]), spec.columns, spec.key, run_id)
         known = self._known_people(conn) if spec.person_field else None
         chunks = None
-        if self.fast_csv and batch.path and batch.path.lower().endswith(".csv"):
+        if staged is not None and staged.known_people == known:
+            chunks = _staged_chunks(staged)
+        elif self.fast_csv and batch.path and batch.path.lower().endswith(".csv"):
             postgres = conn.dialect.name == "postgresql"
             chunks = prepare_csv(batch.path, spec, batch.columns, known, CHUNK_ROWS, postgres)
         if chunks is None:
@@ -200,7 +221,9 @@ class Ingestor:
             report.held += len(chunk.held)
             report.rejects.extend(reject for reject, _ in chunk.rejects)
             sent += chunk.count
-            if chunk.encoded is not None:
+            if chunk.staged is not None:
+                report.accepted += upserter.upsert_staged(STAGED, *chunk.staged)
+            elif chunk.encoded is not None:
                 report.accepted += upserter.upsert_csv(chunk.encoded, chunk.count)
             else:
                 report.accepted += upserter.upsert(chunk.rows)
@@ -247,9 +270,9 @@ class Ingestor:
             self.progress(batch.name, report.rows)
 
     @staticmethod
-    def _known_people(conn: sa.Connection) -> set[str]:
+    def _known_people(conn: sa.Connection) -> frozenset[str]:
         people = _table(FEED_TABLES["people"])
-        return set(conn.execute(sa.select(people.c.staff_id).distinct()).scalars())
+        return frozenset(conn.execute(sa.select(people.c.staff_id).distinct()).scalars())
 
     @staticmethod
     def _hold(conn: sa.Connection, feed: str, source: str, run_id: int, at, rows) -> None:
@@ -372,6 +395,33 @@ class Ingestor:
                     message=message,
                 )
             )
+
+
+# The schema name a staged file is attached under while its batch is stored.
+STAGED_SCHEMA = "staged"
+STAGED = f"{STAGED_SCHEMA}.{STAGED_TABLE}"
+
+
+@contextmanager
+def _attached(conn: sa.Connection, staged: Staged | None) -> Iterator[None]:
+    """`staged`'s file attached to the connection for the block. SQLite attaches only
+    outside a transaction, so this goes around the batch's transaction."""
+    if staged is None:
+        yield
+        return
+    driver = conn.connection.driver_connection
+    driver.execute(f"ATTACH DATABASE ? AS {STAGED_SCHEMA}", (staged.database,))
+    try:
+        yield
+    finally:
+        driver.execute(f"DETACH DATABASE {STAGED_SCHEMA}")
+
+
+def _staged_chunks(staged: Staged) -> Iterator[Chunk]:
+    yield staged.summary
+    for first in range(1, staged.count + 1, CHUNK_ROWS):
+        last = min(first + CHUNK_ROWS - 1, staged.count)
+        yield Chunk(staged=(first, last), count=last - first + 1)
 
 
 def watermark_for(engine: sa.Engine, source_key: str) -> str | None:

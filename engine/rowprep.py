@@ -29,7 +29,9 @@ class Chunk:
     rows: list[tuple] = field(default_factory=list)  # valid, unique by key, people known
     # Rows as CSV text (from the polars lane, for PostgreSQL's COPY), instead of `rows`.
     encoded: str | None = None
-    count: int = 0  # rows to upsert, in `rows` or `encoded`
+    # Rows in a staging table attached to the writer's connection: its first and last rowid.
+    staged: tuple[int, int] | None = None
+    count: int = 0  # rows to upsert, in `rows`, `encoded` or `staged`
     rejects: list[tuple[Reject, str]] = field(default_factory=list)  # with the raw row as JSON
     held: list[tuple[int, str, str, str]] = field(default_factory=list)  # line, key, staff, raw
     read: int = 0  # rows read from the source

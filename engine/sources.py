@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
 import os
+import tempfile
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
+from engine.csvlane import Staged, stage_csv
 from engine.feeds import FEEDS, feed_for_filename
 from engine.ingest import BatchReport, Ingestor, feed_rank
 from integrations.base import Batch, FeedFormatError
@@ -48,8 +53,13 @@ def file_batch(path: Path, feed: str | None = None, *, move: bool = False) -> Ba
     return batch
 
 
-# Parallel loads gain little beyond a few feeds at once, and each holds a connection.
-DEFAULT_JOBS = min(4, os.cpu_count() or 1)
+def default_jobs(dialect: str) -> int:
+    """Files worked on at once unless told: on PostgreSQL one per CPU (loads side by side
+    gain little beyond a few, and each holds a connection); on SQLite one more, as its one
+    writer spends much of its time waiting on the disk while the others prepare files."""
+    cpus = os.cpu_count() or 1
+    return min(4, cpus if dialect == "postgresql" else cpus + 1)
+
 
 # Feeds whose rows others look up at ingest (rows naming an unknown person are held), so
 # they go in first, before files of other feeds are stored side by side.
@@ -62,7 +72,8 @@ def ingest_files(
     *,
     feed: str | None = None,
     move: bool = False,
-    jobs: int = 1,
+    jobs: int | None = 1,
+    prepare_ahead: bool | None = None,
 ) -> Iterator[BatchReport]:
     """Ingest files one transaction each; a file that fails whole is reported, not raised.
     Reports come in the order of `expand_paths`.
@@ -73,10 +84,22 @@ def ingest_files(
     the rest, as rows of other feeds are held when they name a person not yet known. An
     error other than a file that can't be read as its feed stops every lane before its next
     file; the files stored by then are reported, and the error is raised. SQLite takes one
-    writer at a time, so there files go one by one whatever `jobs` says.
+    writer at a time, so there files are stored one by one, while up to `jobs` - 1 other
+    processes prepare the next ones (when the load is large enough for that to pay, or
+    `prepare_ahead` says so). `jobs=None` is `default_jobs` for the database.
     """
     files = expand_paths(paths, feed)
-    if jobs < 2 or ingestor.engine.dialect.name != "postgresql":
+    if jobs is None:
+        jobs = default_jobs(ingestor.engine.dialect.name)
+    if ingestor.engine.dialect.name != "postgresql":
+        if prepare_ahead is None:
+            prepare_ahead = _prepare_ahead_pays(ingestor, files)
+        if jobs > 1 and prepare_ahead:
+            yield from _prepared_ahead(ingestor, files, feed, move, workers=jobs - 1)
+        else:
+            yield from _in_order(ingestor, files, feed, move)
+        return
+    if jobs < 2:
         yield from _in_order(ingestor, files, feed, move)
         return
     named = [(path, feed or feed_for_filename(path.name)) for path in files]
@@ -131,17 +154,90 @@ def _in_order(
     ingestor: Ingestor, files: Sequence[Path], feed: str | None, move: bool
 ) -> Iterator[BatchReport]:
     for path in files:
-        try:
-            batch = file_batch(path, feed, move=move)
-        except FeedFormatError as error:
-            ingestor.record_unreadable(
-                str(path), feed or feed_for_filename(path.name), error.message
-            )
-            yield BatchReport(path=str(path), feed=feed, outcome="failed", message=error.message)
-            continue
-        try:
-            yield ingestor.ingest(batch, feed=feed)
-        except FeedFormatError as error:
-            yield BatchReport(
-                path=str(path), feed=feed or batch.feed, outcome="failed", message=error.message
-            )
+        yield from _store(ingestor, path, _open(path, feed, move), feed)
+
+
+def _open(path: Path, feed: str | None, move: bool) -> Batch | FeedFormatError:
+    try:
+        return file_batch(path, feed, move=move)
+    except FeedFormatError as error:
+        return error
+
+
+def _store(
+    ingestor: Ingestor,
+    path: Path,
+    batch: Batch | FeedFormatError,
+    feed: str | None,
+    staged: Staged | None = None,
+) -> Iterator[BatchReport]:
+    """Ingest one opened file; a file that can't be read as its feed is reported, not raised."""
+    if isinstance(batch, FeedFormatError):
+        ingestor.record_unreadable(str(path), feed or feed_for_filename(path.name), batch.message)
+        yield BatchReport(path=str(path), feed=feed, outcome="failed", message=batch.message)
+        return
+    try:
+        yield ingestor.ingest(batch, feed=feed, staged=staged)
+    except FeedFormatError as error:
+        yield BatchReport(
+            path=str(path), feed=feed or batch.feed, outcome="failed", message=error.message
+        )
+
+
+# Preparing files in other processes pays once a load is large enough to outweigh starting
+# them (about a second); below this many bytes of CSV, files are prepared as they are stored.
+PREPARE_AHEAD_BYTES = 32 * 1024 * 1024
+
+
+def _prepare_ahead_pays(ingestor: Ingestor, files: Sequence[Path]) -> bool:
+    csv_files = [path for path in files if path.suffix.lower() == ".csv"]
+    return len(csv_files) > 1 and sum(map(_size, csv_files)) >= PREPARE_AHEAD_BYTES
+
+
+def _prepared_ahead(
+    ingestor: Ingestor, files: Sequence[Path], feed: str | None, move: bool, workers: int
+) -> Iterator[BatchReport]:
+    """SQLite, one writer: while a file is stored, the next ones are checked and their rows
+    written to scratch files by `workers` other processes (`engine.csvlane.stage_csv`), so
+    this process only moves rows from there into the database, without binding a value.
+
+    Units and people go first, one by one: the others are prepared against the people they
+    leave stored (rows naming anyone else are held).
+    """
+    named = [(path, feed or feed_for_filename(path.name)) for path in files]
+    yield from _in_order(ingestor, [p for p, name in named if name in LOOKED_UP], feed, move)
+    rest = [path for path, name in named if name not in LOOKED_UP]
+    if not rest:
+        return
+    with ingestor.engine.connect() as conn:
+        people = Ingestor._known_people(conn)
+    spawn = multiprocessing.get_context("spawn")  # polars' threads do not survive a fork
+    with (
+        tempfile.TemporaryDirectory(prefix="trauma-tracker-stage-") as scratch,
+        ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool,
+    ):
+        ahead: deque[tuple[Path, Batch | FeedFormatError, Future | None]] = deque()
+
+        def submit(n: int, path: Path) -> None:
+            batch = _open(path, feed, move)
+            future = None
+            name = feed or (None if isinstance(batch, FeedFormatError) else batch.feed)
+            if name in FEEDS and path.suffix.lower() == ".csv" and ingestor.fast_csv:
+                known = people if FEEDS[name].person_field else None
+                database = str(Path(scratch) / f"{n}.sqlite")
+                future = pool.submit(stage_csv, str(path), name, batch.columns, known, database)
+            ahead.append((path, batch, future))
+
+        waiting = iter(enumerate(rest))
+        for n, path in itertools.islice(waiting, workers + 1):
+            submit(n, path)
+        while ahead:
+            path, batch, future = ahead.popleft()
+            for n, following in itertools.islice(waiting, 1):
+                submit(n, following)
+            staged = future.result() if future is not None else None
+            try:
+                yield from _store(ingestor, path, batch, feed, staged)
+            finally:
+                if staged is not None:
+                    Path(staged.database).unlink(missing_ok=True)

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from engine.feeds import FEEDS
 from engine.ingest import BatchReport, Ingestor
-from engine.sources import DEFAULT_JOBS, ingest_files
+from engine.sources import ingest_files
 from integrations.base import FeedFormatError, SourceError
 from models.db import SchemaNotCurrent, make_engine, migrate, require_current
 from trauma_tracker.settings import Settings, SettingsError
@@ -143,14 +143,19 @@ def _print_report(report: BatchReport) -> None:
 @click.option(
     "--jobs",
     type=click.IntRange(min=1),
-    default=DEFAULT_JOBS,
-    show_default=True,
-    help="PostgreSQL: files of this many feeds stored at once (SQLite: always one).",
+    help="Files worked on at once: PostgreSQL stores up to N feeds side by side; SQLite "
+    "stores one while N-1 other processes prepare the next. Default: the CPUs, at most 4 "
+    "(SQLite: one more).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj
 def ingest(
-    obj: Context, paths: tuple[Path, ...], feed: str | None, move: bool, jobs: int, as_json: bool
+    obj: Context,
+    paths: tuple[Path, ...],
+    feed: str | None,
+    move: bool,
+    jobs: int | None,
+    as_json: bool,
 ):
     """Ingest feed files, or folders of them, one transaction per file."""
     meter = _RateMeter()

@@ -9,6 +9,7 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
+from engine import ingest as ingest_module
 from engine.ingest import Ingestor
 from engine.sources import ingest_files
 from engine.synthetic import generate_force
@@ -71,13 +72,20 @@ def test_both_lanes_store_the_same(dirty_force, tmp_path):
     assert len(states[0]["cc_deployments"]) > 1000
 
 
-@pytest.mark.postgres
-def test_feeds_stored_side_by_side_store_what_one_by_one_does(
-    dirty_force, new_postgres_schema, tmp_path
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_files_worked_on_at_once_store_what_one_by_one_does(
+    kind, dirty_force, request, tmp_path, monkeypatch
 ):
-    """`--jobs` on PostgreSQL changes nothing but speed: the same state, the reports in the
-    same order, and a later file of a feed still wins over an earlier one."""
+    """`--jobs` changes nothing but speed: the same state, the reports in the same order,
+    and a later file of a feed still wins over an earlier one. PostgreSQL stores feeds side
+    by side; SQLite stores one file while other processes prepare the next."""
     folder, _ = dirty_force
+
+    def fresh_url(jobs: int) -> str:
+        if kind == "sqlite":
+            return f"sqlite:///{tmp_path / f'jobs-{jobs}.sqlite'}"
+        return request.getfixturevalue("new_postgres_schema")()
+
     first = sorted(folder.glob("cc_incidents_*.csv"))[0]
     header, row = first.read_text().splitlines()[:2]
     fields = dict(zip(header.split(","), row.split(","), strict=True))
@@ -87,11 +95,20 @@ def test_feeds_stored_side_by_side_store_what_one_by_one_does(
     correction = tmp_path / "cc_incidents_zz_correction.csv"
     correction.write_text(header + "\n" + ",".join(corrected[c] for c in header.split(",")) + "\n")
 
+    staged = []  # files stored from what another process prepared
+    staged_chunks = ingest_module._staged_chunks
+    monkeypatch.setattr(
+        ingest_module,
+        "_staged_chunks",
+        lambda prepared: staged.append(prepared.source) or staged_chunks(prepared),
+    )
     states, orders = [], []
     for jobs in (1, 3):
-        engine = make_engine(new_postgres_schema())
+        engine = make_engine(fresh_url(jobs))
         migrate(engine)
-        reports = list(ingest_files(Ingestor(engine), [folder, correction], jobs=jobs))
+        reports = list(
+            ingest_files(Ingestor(engine), [folder, correction], jobs=jobs, prepare_ahead=True)
+        )
         orders.append([(r.path, r.outcome, r.accepted, r.rejected, r.held) for r in reports])
         states.append(database_state(engine))
         with engine.connect() as conn:
@@ -103,4 +120,13 @@ def test_feeds_stored_side_by_side_store_what_one_by_one_does(
         assert code == "SUDDEN_DEATH", jobs
     assert orders[0] == orders[1]
     assert states[0] == states[1]
+    if kind == "sqlite":
+        # Every CSV file but units and people (stored first, one by one) was staged.
+        assert set(staged) == {
+            str(path)
+            for path in folder.glob("*.csv")
+            if not path.name.startswith(("units", "people"))
+        } | {str(correction)}
+    else:
+        assert staged == []  # PostgreSQL COPYs instead
     assert len({path.rsplit("_", 1)[0] for path, *_ in orders[0]}) > 3  # several feeds

@@ -9,9 +9,10 @@ from datetime import UTC, date, datetime
 import pytest
 import sqlalchemy as sa
 
+from engine.csvlane import stage_csv
 from engine.feeds import FEEDS
 from engine.ingest import Ingestor
-from engine.sources import ingest_files
+from engine.sources import file_batch, ingest_files
 from integrations.base import Batch, FeedFormatError, rows_from_records
 from models import FEED_TABLES, IngestRun, QuarantinedRow
 from models.db import make_engine, migrate
@@ -26,10 +27,19 @@ def engine(database_url):
     engine.dispose()
 
 
-@pytest.fixture(params=["polars lane", "python lane"])
+LANES = {
+    "polars lane": {},
+    "python lane": {"fast_csv": False},
+    # SQLite: each file checked and staged in another process, then moved in from there;
+    # PostgreSQL: files of different feeds stored side by side.
+    "prepared ahead": {"jobs": 2, "prepare_ahead": True},
+}
+
+
+@pytest.fixture(params=list(LANES))
 def lane(request):
-    """CSV files are read by polars, or row by row in Python; both must store the same."""
-    return request.param == "polars lane"
+    """The ways a CSV file goes in (ingest options); all must store the same."""
+    return LANES[request.param]
 
 
 def ingest(engine, *paths, fast_csv=True, **options):
@@ -44,7 +54,7 @@ def rows_of(engine, feed):
 
 @pytest.mark.parametrize("fmt", ["csv", "ndjson"])
 def test_every_feed_goes_in(engine, tmp_path, fmt, lane):
-    reports = ingest(engine, *write_force(tmp_path, fmt), fast_csv=lane)
+    reports = ingest(engine, *write_force(tmp_path, fmt), **lane)
 
     assert [r.feed for r in reports] == list(FEEDS)  # dependency order, whatever the names
     for report in reports:
@@ -82,13 +92,13 @@ BAD_ROWS = [
 def test_a_bad_row_is_quarantined_with_its_line_and_the_rest_goes_in(
     engine, tmp_path, lane, feed, change, field, reason
 ):
-    ingest(engine, *write_force(tmp_path / "base"), fast_csv=lane)
+    ingest(engine, *write_force(tmp_path / "base"), **lane)
     good, other = SAMPLE_ROWS[feed]
     bad = {**other, **change}
     extra = {**good, **{k: v + "-3" for k, v in good.items() if k in FEEDS[feed].key[:1]}}
     path = write_csv(tmp_path / f"{feed}_new.csv", [good, bad, extra])
 
-    [report] = ingest(engine, path, fast_csv=lane)
+    [report] = ingest(engine, path, **lane)
 
     assert report.outcome == "ok"
     assert [(r.line, r.field) for r in report.rejects] == [(3, field)]
@@ -126,7 +136,7 @@ def test_ndjson_line_that_is_not_json_is_quarantined(engine, tmp_path):
 def test_a_truncated_last_line_loses_only_that_row(engine, tmp_path, lane):
     path = write_csv(tmp_path / "cc_incidents.csv", SAMPLE_ROWS["cc_incidents"])
     path.write_text(path.read_text() + "INC-3,2025-01-0")
-    [report] = ingest(engine, path, fast_csv=lane)
+    [report] = ingest(engine, path, **lane)
     assert [(r.line, r.field) for r in report.rejects] == [(4, "created_at")]
     assert report.accepted == 2
 
@@ -173,23 +183,23 @@ def test_feed_option_overrides_the_file_name(engine, tmp_path):
 
 def test_three_ingests_give_the_same_state(engine, tmp_path, lane):
     files = write_force(tmp_path / "a")
-    ingest(engine, *files, fast_csv=lane)
+    ingest(engine, *files, **lane)
     first = database_state(engine)
     # The same file again is a no-op; the same rows in a new file are all unchanged.
-    again = ingest(engine, *files, fast_csv=lane)
+    again = ingest(engine, *files, **lane)
     assert {r.outcome for r in again} == {"duplicate"}
     copies = write_force(tmp_path / "b")
     for path in copies:
         path.write_text(path.read_text() + "\n")  # new bytes, same rows
-    third = ingest(engine, *copies, fast_csv=lane)
+    third = ingest(engine, *copies, **lane)
     assert {(r.outcome, r.accepted, r.unchanged) for r in third} == {("ok", 0, 2)}
     assert database_state(engine) == first
 
 
 def test_the_same_key_with_new_values_updates_the_record(engine, tmp_path, lane):
-    ingest(engine, write_csv(tmp_path / "units.csv", SAMPLE_ROWS["units"]), fast_csv=lane)
+    ingest(engine, write_csv(tmp_path / "units.csv", SAMPLE_ROWS["units"]), **lane)
     renamed = [SAMPLE_ROWS["units"][0], {**SAMPLE_ROWS["units"][1], "name": "Response B"}]
-    [report] = ingest(engine, write_csv(tmp_path / "units_2.csv", renamed), fast_csv=lane)
+    [report] = ingest(engine, write_csv(tmp_path / "units_2.csv", renamed), **lane)
     assert (report.accepted, report.unchanged) == (1, 1)
     assert {r["unit_id"]: r["name"] for r in rows_of(engine, "units")}["T1"] == "Response B"
 
@@ -197,26 +207,46 @@ def test_the_same_key_with_new_values_updates_the_record(engine, tmp_path, lane)
 def test_duplicate_rows_in_one_file_count_once_and_the_latest_wins(engine, tmp_path, lane):
     first, second = SAMPLE_ROWS["units"]
     rows = [first, second, first, {**second, "name": "Renamed"}]
-    [report] = ingest(engine, write_csv(tmp_path / "units.csv", rows), fast_csv=lane)
+    [report] = ingest(engine, write_csv(tmp_path / "units.csv", rows), **lane)
     assert (report.accepted, report.duplicates) == (2, 2)
     assert {r["unit_id"]: r["name"] for r in rows_of(engine, "units")}["T1"] == "Renamed"
 
 
 def test_rows_for_unknown_people_are_held_then_linked_when_they_arrive(engine, tmp_path, lane):
-    ingest(engine, write_csv(tmp_path / "people.csv", SAMPLE_ROWS["people"][1:]), fast_csv=lane)
+    ingest(engine, write_csv(tmp_path / "people.csv", SAMPLE_ROWS["people"][1:]), **lane)
     [report] = ingest(
-        engine, write_csv(tmp_path / "cc_deployments.csv", SAMPLE_ROWS["cc_deployments"])
+        engine, write_csv(tmp_path / "cc_deployments.csv", SAMPLE_ROWS["cc_deployments"]), **lane
     )
     assert (report.accepted, report.held) == (1, 1)
     assert {r["staff_id"] for r in rows_of(engine, "cc_deployments")} == {"S2"}
 
     [arrival] = ingest(
-        engine, write_csv(tmp_path / "people_2.csv", SAMPLE_ROWS["people"][:1]), fast_csv=lane
+        engine, write_csv(tmp_path / "people_2.csv", SAMPLE_ROWS["people"][:1]), **lane
     )
 
     assert arrival.linked == 1
     assert {r["staff_id"] for r in rows_of(engine, "cc_deployments")} == {"S1", "S2"}
     assert database_state(engine)["held"][0][-1] is False  # linked, kept for the record
+
+
+def test_a_file_staged_before_its_people_arrived_is_prepared_again(tmp_path):
+    """A file another process prepared while a person was unknown would hold their rows;
+    if the person is stored by the time the file is, it is prepared afresh instead."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'staged.sqlite'}")
+    migrate(engine)
+    path = write_csv(tmp_path / "cc_deployments.csv", SAMPLE_ROWS["cc_deployments"])
+    batch = file_batch(path)
+    staged = stage_csv(
+        str(path), "cc_deployments", batch.columns, frozenset(), str(tmp_path / "stage.sqlite")
+    )
+    assert (staged.count, len(staged.summary.held)) == (0, 2)
+    ingest(engine, write_csv(tmp_path / "people.csv", SAMPLE_ROWS["people"]))
+
+    report = Ingestor(engine).ingest(batch, staged=staged)
+
+    assert (report.accepted, report.held) == (2, 0)
+    assert {r["staff_id"] for r in rows_of(engine, "cc_deployments")} == {"S1", "S2"}
+    engine.dispose()
 
 
 def test_drop_folder_moves_files_and_explains_failures(engine, tmp_path):
@@ -274,19 +304,19 @@ def test_chunks_sharing_a_key_prefix_and_stored_keys_are_merged_right(
     """Deployments of one incident spread over several chunks are all new; a second file
     with one changed and one new row among stored ones updates exactly those."""
     monkeypatch.setattr("engine.ingest.CHUNK_ROWS", 2)
-    ingest(engine, write_csv(tmp_path / "people.csv", SAMPLE_ROWS["people"]), fast_csv=lane)
+    ingest(engine, write_csv(tmp_path / "people.csv", SAMPLE_ROWS["people"]), **lane)
     template = SAMPLE_ROWS["cc_deployments"][0]
     roles = ["first_on_scene", "attending", "supervisor", "other", "dispatcher"]
     rows = [
         {**template, "staff_id": staff, "role": role} for staff in ("S1", "S2") for role in roles
     ]
-    [first] = ingest(engine, write_csv(tmp_path / "cc_deployments_1.csv", rows), fast_csv=lane)
+    [first] = ingest(engine, write_csv(tmp_path / "cc_deployments_1.csv", rows), **lane)
     assert (first.accepted, first.unchanged) == (10, 0)
 
     changed = [dict(row) for row in rows]
     changed[3]["cleared_at"] = "2025-01-02T13:00:00Z"
     changed.append({**template, "incident_urn": "INC-2", "staff_id": "S1"})
-    [second] = ingest(engine, write_csv(tmp_path / "cc_deployments_2.csv", changed), fast_csv=lane)
+    [second] = ingest(engine, write_csv(tmp_path / "cc_deployments_2.csv", changed), **lane)
 
     assert (second.accepted, second.unchanged) == (2, 9)
     stored = {
@@ -302,15 +332,15 @@ def test_a_stored_key_after_new_chunks_is_merged_and_the_new_chunks_kept(
     """PostgreSQL COPYs chunks of new keys straight in; a later chunk that meets a stored
     key is undone alone and merged, with the chunks before it kept and counted once."""
     monkeypatch.setattr("engine.ingest.CHUNK_ROWS", 2)
-    ingest(engine, write_csv(tmp_path / "people.csv", SAMPLE_ROWS["people"]), fast_csv=lane)
+    ingest(engine, write_csv(tmp_path / "people.csv", SAMPLE_ROWS["people"]), **lane)
     template = SAMPLE_ROWS["cc_deployments"][0]
     stored = {**template, "incident_urn": "INC-9"}
-    ingest(engine, write_csv(tmp_path / "cc_deployments_1.csv", [stored]), fast_csv=lane)
+    ingest(engine, write_csv(tmp_path / "cc_deployments_1.csv", [stored]), **lane)
 
     new = [{**template, "incident_urn": f"INC-{n}"} for n in range(1, 6)]
     changed = {**stored, "cleared_at": "2025-01-02T13:00:00Z"}
     rows = [*new[:4], changed, new[4]]  # chunks: new, new, stored + new
-    [report] = ingest(engine, write_csv(tmp_path / "cc_deployments_2.csv", rows), fast_csv=lane)
+    [report] = ingest(engine, write_csv(tmp_path / "cc_deployments_2.csv", rows), **lane)
 
     assert (report.accepted, report.unchanged) == (6, 0)
     by_urn = {r["incident_urn"]: r for r in rows_of(engine, "cc_deployments")}
