@@ -68,8 +68,9 @@ class Upserter:
         return self._executemany(rows)
 
     def upsert_csv(self, text: str, count: int) -> int:
-        """As `upsert`, for `count` rows as CSV text (no header, empty field = NULL), which
-        PostgreSQL's COPY reads as it is; the polars lane encodes rows so only for it."""
+        """As `upsert`, for `count` rows as CSV text (no header, empty field = NULL, this
+        run's id as a last column), which PostgreSQL's COPY reads as it is; the polars lane
+        encodes rows so only for it."""
         if self.dialect != "postgresql":
             raise ValueError("CSV text is for PostgreSQL's COPY; give SQLite rows")
         return self._postgres(None, (text, count)) if count else 0
@@ -124,9 +125,7 @@ class Upserter:
                     f"(LIKE {self._q(self.table.name)} INCLUDING DEFAULTS) ON COMMIT DROP"
                 )
                 self._staged = True
-            # COPY appends run_id to each line of CSV text, so a quoted newline rules it out.
-            one_per_line = csv_rows is None or csv_rows[0].count("\n") == csv_rows[1]
-            if one_per_line and not self._merging:
+            if not self._merging:
                 try:
                     with raw.transaction():  # a savepoint: a clash undoes only this COPY
                         return self._copy_new(cursor, rows, csv_rows)
@@ -137,12 +136,12 @@ class Upserter:
 
     def _copy_new(self, cursor, rows, csv_rows) -> int:
         target = self._q(self.table.name)
-        run_id = int(self.run_id)
         if csv_rows is not None:
             text, count = csv_rows
             with cursor.copy(f"COPY {target} ({self._column_list}) FROM STDIN (FORMAT csv)") as c:
-                c.write(text.replace("\n", f",{run_id}\n"))
+                c.write(text)
             return count
+        run_id = int(self.run_id)
         with cursor.copy(f"COPY {target} ({self._column_list}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row((*row, run_id))
@@ -153,8 +152,8 @@ class Upserter:
         cursor.execute(f"TRUNCATE {stage}")
         columns = ", ".join(self._q(c) for c in self.columns)
         if csv_rows is not None:
-            with cursor.copy(f"COPY {stage} ({columns}) FROM STDIN (FORMAT csv)") as copy:
-                copy.write(csv_rows[0])
+            with cursor.copy(f"COPY {stage} ({self._column_list}) FROM STDIN (FORMAT csv)") as c:
+                c.write(csv_rows[0])
         else:
             with cursor.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
                 for row in rows:

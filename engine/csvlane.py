@@ -76,19 +76,22 @@ def _field_checks(spec: Feed, header: Sequence[str]) -> tuple[list[pl.Expr], lis
             value = pl.when(empty | (joined == "")).then(None).otherwise(joined)
             ok = pl.lit(True)
         elif f.kind == "datetime":
+            # cache=False: nearly every value is new, and the cache costs as much as parsing.
             ok = (
                 text.str.contains(ISO_UTC)
-                & text.str.to_datetime("%Y-%m-%dT%H:%M:%SZ", strict=False).is_not_null()
+                & text.str.to_datetime(
+                    "%Y-%m-%dT%H:%M:%SZ", strict=False, cache=False
+                ).is_not_null()
             )
-            value = (
-                pl.when(empty)
-                .then(None)
-                .otherwise(text.str.slice(0, 10) + " " + text.str.slice(11, 8) + ".000000")
+            # `2024-03-01T14:05:00Z` (as ISO_UTC matched) becomes `2024-03-01 14:05:00.000000`.
+            stored = text.str.replace("T", " ", literal=True).str.replace(
+                "Z", ".000000", literal=True
             )
+            value = pl.when(empty).then(None).otherwise(stored)
         elif f.kind == "date":
             ok = (
                 text.str.contains(ISO_DATE)
-                & text.str.to_date("%Y-%m-%d", strict=False).is_not_null()
+                & text.str.to_date("%Y-%m-%d", strict=False, cache=False).is_not_null()
             )
         elif f.kind == "number":
             ok = text.str.contains(PLAIN_NUMBER)
@@ -107,28 +110,28 @@ def prepare_csv(
     header: Sequence[str],
     known_people: set[str] | None,
     chunk_rows: int,
-    encode: bool,
+    encode_run: int | None,
 ) -> Iterator[Chunk] | None:
     """Chunks as `engine.rowprep.prepare` would make them for this file, or None to decline.
 
-    With `encode`, rows come as CSV text for PostgreSQL's COPY; otherwise as tuples.
+    With `encode_run`, rows come as CSV text for PostgreSQL's COPY, with that run_id as a
+    last column; otherwise as tuples.
     """
     frame = _read(Path(path), header)
     if frame is None:
         return None
-    return _chunks(frame, spec, header, known_people, chunk_rows, encode)
+    return _chunks(frame, spec, header, known_people, chunk_rows, encode_run)
 
 
-def _chunks(frame, spec, header, known_people, chunk_rows, encode) -> Iterator[Chunk]:
+def _chunks(frame, spec, header, known_people, chunk_rows, encode_run) -> Iterator[Chunk]:
     summary, stored = _settle(frame, spec, header, known_people)
     yield summary
+    if encode_run is not None:
+        stored = stored.with_columns(pl.lit(encode_run, dtype=pl.Int64).alias("run_id"))
     for start in range(0, stored.height, chunk_rows):
         part = stored.slice(start, chunk_rows)
-        if encode:
-            yield Chunk(
-                encoded=part.write_csv(include_header=False),
-                count=part.height,
-            )
+        if encode_run is not None:
+            yield Chunk(encoded=part.write_csv(include_header=False), count=part.height)
         else:
             yield Chunk(rows=_tuples(part), count=part.height)
 

@@ -209,8 +209,8 @@ class Ingestor:
         if staged is not None and staged.known_people == known:
             chunks = _staged_chunks(staged)
         elif self.fast_csv and batch.path and batch.path.lower().endswith(".csv"):
-            postgres = conn.dialect.name == "postgresql"
-            chunks = prepare_csv(batch.path, spec, batch.columns, known, CHUNK_ROWS, postgres)
+            encode_run = run_id if conn.dialect.name == "postgresql" else None
+            chunks = prepare_csv(batch.path, spec, batch.columns, known, CHUNK_ROWS, encode_run)
         if chunks is None:
             chunks = prepare(batch.rows, spec, batch.columns, known, CHUNK_ROWS)
         sent = 0
@@ -271,8 +271,13 @@ class Ingestor:
 
     @staticmethod
     def _known_people(conn: sa.Connection) -> frozenset[str]:
-        people = _table(FEED_TABLES["people"])
-        return frozenset(conn.execute(sa.select(people.c.staff_id).distinct()).scalars())
+        # Straight from the driver: thousands of rows, each a plain string.
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute("SELECT DISTINCT staff_id FROM people")
+            return frozenset(staff_id for (staff_id,) in cursor.fetchall())
+        finally:
+            cursor.close()
 
     @staticmethod
     def _hold(conn: sa.Connection, feed: str, source: str, run_id: int, at, rows) -> None:
