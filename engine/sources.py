@@ -212,22 +212,21 @@ def _prepared_ahead(
     with ingestor.engine.connect() as conn:
         people = Ingestor._known_people(conn)
     spawn = multiprocessing.get_context("spawn")  # polars' threads do not survive a fork
-    with (
-        tempfile.TemporaryDirectory(prefix="trauma-tracker-stage-") as scratch,
-        ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool,
-    ):
-        ahead: deque[tuple[Path, Batch | FeedFormatError, Future | None]] = deque()
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=spawn)
+    scratch = tempfile.TemporaryDirectory(prefix="trauma-tracker-stage-")
+    ahead: deque[tuple[Path, Batch | FeedFormatError, Future | None]] = deque()
 
-        def submit(n: int, path: Path) -> None:
-            batch = _open(path, feed, move)
-            future = None
-            name = feed or (None if isinstance(batch, FeedFormatError) else batch.feed)
-            if name in FEEDS and path.suffix.lower() == ".csv" and ingestor.fast_csv:
-                known = people if FEEDS[name].person_field else None
-                database = str(Path(scratch) / f"{n}.sqlite")
-                future = pool.submit(stage_csv, str(path), name, batch.columns, known, database)
-            ahead.append((path, batch, future))
+    def submit(n: int, path: Path) -> None:
+        batch = _open(path, feed, move)
+        future = None
+        name = feed or (None if isinstance(batch, FeedFormatError) else batch.feed)
+        if name in FEEDS and path.suffix.lower() == ".csv" and ingestor.fast_csv:
+            known = people if FEEDS[name].person_field else None
+            database = str(Path(scratch.name) / f"{n}.sqlite")
+            future = pool.submit(stage_csv, str(path), name, batch.columns, known, database)
+        ahead.append((path, batch, future))
 
+    try:
         waiting = iter(enumerate(rest))
         for n, path in itertools.islice(waiting, workers + 1):
             submit(n, path)
@@ -241,3 +240,7 @@ def _prepared_ahead(
             finally:
                 if staged is not None:
                     Path(staged.database).unlink(missing_ok=True)
+    finally:
+        # On an error, files not yet being prepared never are; their scratch files go.
+        pool.shutdown(wait=True, cancel_futures=True)
+        scratch.cleanup()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
 from datetime import UTC, date, datetime
 
@@ -416,9 +417,14 @@ def test_a_role_that_may_only_write_rows_can_load_a_large_file(postgres_schema_u
 def test_an_error_in_one_feed_stops_the_others_and_reports_what_was_stored(
     engine, tmp_path, monkeypatch
 ):
-    """With feeds stored side by side, an unexpected error (not a bad file) stops every lane
-    before its next file and is raised, as one by one would, after every file stored by
-    then has been reported: nothing is stored, or moved to processed/, unreported."""
+    """With files worked on at once, an unexpected error (not a bad file) stops the work
+    before the next file and is raised, as one by one would, after every file stored by
+    then has been reported: nothing is stored, or moved to processed/, unreported. (On
+    PostgreSQL feeds are stored side by side; on SQLite the next files were being
+    prepared in other processes, and their scratch files are gone.)"""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     drop = tmp_path / "drop"
     write_force(drop)
     for n in range(3):  # more files per feed than can be running when the error comes
@@ -438,7 +444,7 @@ def test_an_error_in_one_feed_stops_the_others_and_reports_what_was_stored(
     monkeypatch.setattr(Ingestor, "_store", failing)
     reported = []
     with pytest.raises(RuntimeError, match="the database went away"):
-        for report in ingest_files(Ingestor(engine), [drop], move=True, jobs=2):
+        for report in ingest_files(Ingestor(engine), [drop], move=True, jobs=2, prepare_ahead=True):
             reported.append(report)
 
     processed = {p.name for p in (drop / "processed").iterdir()}
@@ -455,3 +461,4 @@ def test_an_error_in_one_feed_stops_the_others_and_reports_what_was_stored(
             .where(IngestRun.__table__.c.outcome == "ok")
         ).scalar_one()
     assert stored_runs == len(processed)
+    assert list(scratch.iterdir()) == []
