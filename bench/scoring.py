@@ -84,7 +84,7 @@ def prepare_feeds(people: int, years: float) -> tuple[Path, Path, Path, datetime
 
 def ingest(engine: sa.Engine, folder: Path) -> int:
     rows = 0
-    for report in ingest_files(Ingestor(engine), [folder]):
+    for report in ingest_files(Ingestor(engine), [folder], jobs=None):
         if report.outcome == "failed":
             raise SystemExit(f"{report.path}: {report.message}")
         rows += report.rows

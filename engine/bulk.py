@@ -13,6 +13,8 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
+from models.feeds import built_on
+
 
 class Upserter:
     """Writes rows (tuples in `columns` order, as `engine.feeds` validators make them)."""
@@ -176,7 +178,9 @@ def summarize_brin(conn: sa.Connection, table: sa.Table) -> None:
     if conn.dialect.name != "postgresql":
         return
     for index in sorted(table.indexes, key=lambda index: index.name):
-        if index.dialect_options["postgresql"]["using"] != "brin":
+        if index.dialect_options["postgresql"]["using"] != "brin" or not built_on(
+            index, "postgresql"
+        ):
             continue
         try:
             with conn.begin_nested():

@@ -14,22 +14,32 @@ from datetime import date, datetime
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
+BRIN = {"postgresql_using": "brin", "postgresql_with": {"autosummarize": "on"}}
 
-def growing_index(table: str, column: str) -> Index:
-    """An index on a column whose values grow as rows arrive: `run_id`, by which scoring
-    (engine/scoring.py) finds what changed since its last evaluation, or a record's time.
 
-    On PostgreSQL it is a BRIN index, a summary of each range of pages that costs almost
-    nothing to keep up while loading, where a b-tree costs about a fifth of a large load
-    (bench/ingest.py); autosummarize keeps newly loaded pages summarised. SQLite has only
-    b-trees, and there it is one.
+def growing_indexes(table: str, *columns: str) -> tuple[Index, ...]:
+    """Indexes on columns whose values grow as rows arrive: `run_id`, by which scoring
+    (engine/scoring.py) finds what changed since its last evaluation, and a record's time.
+
+    On PostgreSQL they are one BRIN index, a summary of each range of pages that costs
+    almost nothing to keep up while loading, where a b-tree costs about a fifth of a large
+    load (bench/ingest.py). A query on any of its columns uses it, and one index over
+    several columns is kept up and summarised once per row and range, not once per column.
+    autosummarize keeps newly loaded pages summarised. SQLite has only b-trees: one per
+    column.
     """
-    return Index(
-        f"ix_{table}_{column}",
-        column,
-        postgresql_using="brin",
-        postgresql_with={"autosummarize": "on"},
+    if len(columns) == 1:
+        return (Index(f"ix_{table}_{columns[0]}", columns[0], **BRIN),)
+    return (
+        Index(f"ix_{table}_{'_'.join(columns)}", *columns, **BRIN).ddl_if(dialect="postgresql"),
+        *(Index(f"ix_{table}_{column}", column).ddl_if(dialect="sqlite") for column in columns),
     )
+
+
+def built_on(index_or_constraint, dialect: str) -> bool:
+    """Whether the schema has this on `dialect` (see `growing_indexes`)."""
+    condition = getattr(index_or_constraint, "_ddl_if", None)
+    return condition is None or condition.dialect in (None, dialect)
 
 
 class Unit(SQLModel, table=True):
@@ -66,10 +76,7 @@ class Incident(SQLModel, table=True):
     __tablename__ = "cc_incidents"
 
     # Deployments with no arrival time count at their incident's creation (deployments_30d).
-    __table_args__ = (
-        growing_index("cc_incidents", "created_at"),
-        growing_index("cc_incidents", "run_id"),
-    )
+    __table_args__ = growing_indexes("cc_incidents", "run_id", "created_at")
 
     incident_urn: str = Field(primary_key=True)
     created_at: datetime
@@ -86,10 +93,7 @@ class Deployment(SQLModel, table=True):
     __tablename__ = "cc_deployments"
     # Recent deployments (deployments_30d) by time, not by person: rows arrive in time order,
     # so this index grows at its end, where one by person would take a random insert per row.
-    __table_args__ = (
-        growing_index("cc_deployments", "arrived_at"),
-        growing_index("cc_deployments", "run_id"),
-    )
+    __table_args__ = growing_indexes("cc_deployments", "run_id", "arrived_at")
     incident_urn: str = Field(primary_key=True)
     staff_id: str = Field(primary_key=True)
     role: str = Field(primary_key=True)
@@ -100,7 +104,7 @@ class Deployment(SQLModel, table=True):
 
 class Occurrence(SQLModel, table=True):
     __tablename__ = "rms_occurrences"
-    __table_args__ = (growing_index("rms_occurrences", "run_id"),)
+    __table_args__ = growing_indexes("rms_occurrences", "run_id")
 
     occurrence_ref: str = Field(primary_key=True)
     reported_at: datetime
@@ -117,7 +121,7 @@ class Occurrence(SQLModel, table=True):
 
 class Involvement(SQLModel, table=True):
     __tablename__ = "rms_involvements"
-    __table_args__ = (growing_index("rms_involvements", "run_id"),)
+    __table_args__ = growing_indexes("rms_involvements", "run_id")
 
     occurrence_ref: str = Field(primary_key=True)
     staff_id: str = Field(primary_key=True)

@@ -4,6 +4,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers every table on SQLModel.metadata)
+from models.feeds import built_on
 
 config = context.config
 engine = config.attributes["engine"]
@@ -13,5 +14,7 @@ with engine.begin() as connection:
         connection=connection,
         target_metadata=SQLModel.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
+        # Autogenerate compares only what this database is meant to have.
+        include_object=lambda obj, *_: built_on(obj, connection.dialect.name),
     )
     context.run_migrations()
