@@ -14,6 +14,7 @@ records (quoted newlines, blank lines), its header repeats a name, or polars can
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -32,7 +33,10 @@ PLAIN_NUMBER = r"^-?\d{1,15}(\.\d{1,15})?$"
 
 
 def _read(path: Path, header: Sequence[str]) -> pl.DataFrame | None:
-    data = path.read_bytes()
+    return _frame(path.read_bytes(), header)
+
+
+def _frame(data: bytes, header: Sequence[str]) -> pl.DataFrame | None:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     if b"\n\n" in data or b"\r\n\r\n" in data or len(set(header)) != len(header):
@@ -196,6 +200,7 @@ class Staged:
     upserts from in one statement per chunk (`engine.bulk.Upserter.upsert_staged`)."""
 
     source: str  # the CSV file
+    content_hash: str  # of the bytes prepared, so the writer knows they are what it hashed
     summary: Chunk
     database: str
     count: int
@@ -213,7 +218,10 @@ def stage_csv(
     `database`; None if the polars lane declines the file. Runs in a worker process, so
     that checking one file and binding its values overlap with storing the one before."""
     spec = FEEDS[feed]
-    frame = _read(Path(path), header)
+    data = Path(path).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    frame = _frame(data, header)
+    del data
     if frame is None:
         return None
     summary, stored = _settle(frame, spec, header, known_people)
@@ -232,7 +240,7 @@ def stage_csv(
         connection.execute("COMMIT")
     finally:
         connection.close()
-    return Staged(path, summary, database, stored.height, known_people)
+    return Staged(path, digest, summary, database, stored.height, known_people)
 
 
 STAGE_ROWS = 20_000

@@ -13,6 +13,8 @@ For each batch (a file, an HTTP page, a SQL chunk):
 from __future__ import annotations
 
 import json
+import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -146,7 +148,8 @@ class Ingestor:
 
         `staged` is the batch's file already prepared by `engine.csvlane.stage_csv` (SQLite):
         its rows are upserted from there, unless the people it was prepared against are no
-        longer the people stored, when the batch is prepared here as usual.
+        longer the people stored, or the file has changed since, when the batch is prepared
+        here as usual.
 
         :raise FeedFormatError: the batch can't be read as its feed; a failed run is recorded.
         """
@@ -206,7 +209,11 @@ class Ingestor:
         upserter = Upserter(conn, _table(FEED_TABLES[spec.name]), spec.columns, spec.key, run_id)
         known = self._known_people(conn) if spec.person_field else None
         chunks = None
-        if staged is not None and staged.known_people == known:
+        if (
+            staged is not None
+            and staged.known_people == known
+            and staged.content_hash == batch.content_hash
+        ):
             chunks = _staged_chunks(staged)
         elif self.fast_csv and batch.path and batch.path.lower().endswith(".csv"):
             encode_run = run_id if conn.dialect.name == "postgresql" else None
@@ -418,8 +425,21 @@ def _attached(conn: sa.Connection, staged: Staged | None) -> Iterator[None]:
     driver.execute(f"ATTACH DATABASE ? AS {STAGED_SCHEMA}", (staged.database,))
     try:
         yield
-    finally:
+    except BaseException:
+        _detach(conn, driver)
+        raise
+    _detach(conn, driver)
+
+
+def _detach(conn: sa.Connection, driver) -> None:
+    try:
         driver.execute(f"DETACH DATABASE {STAGED_SCHEMA}")
+    except sqlite3.Error:
+        # Still in a transaction that failed to end: this connection must not go back to
+        # the pool with the file attached. An error already on its way is the one raised.
+        conn.invalidate()
+        if sys.exc_info()[1] is None:
+            raise
 
 
 def _staged_chunks(staged: Staged) -> Iterator[Chunk]:

@@ -5,18 +5,22 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import shutil
 import tempfile
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from engine.csvlane import Staged, stage_csv
 from engine.feeds import FEEDS, feed_for_filename
 from engine.ingest import BatchReport, Ingestor, feed_rank
 from integrations.base import Batch, FeedFormatError
-from integrations.files import feed_files, move_done, read_file
+from integrations.files import csv_header, feed_files, move_done, read_file
 
 
 def expand_paths(paths: Sequence[Path], feed: str | None = None) -> list[Path]:
@@ -202,7 +206,9 @@ def _prepared_ahead(
     this process only moves rows from there into the database, without binding a value.
 
     Units and people go first, one by one: the others are prepared against the people they
-    leave stored (rows naming anyone else are held).
+    leave stored (rows naming anyone else are held). A file is opened (hashed, and moved
+    once done) only at its turn, so what becomes of each file, and of the files before an
+    error, is what one by one gives; whatever a worker could not do, the writer does.
     """
     named = [(path, feed or feed_for_filename(path.name)) for path in files]
     yield from _in_order(ingestor, [p for p, name in named if name in LOOKED_UP], feed, move)
@@ -211,36 +217,90 @@ def _prepared_ahead(
         return
     with ingestor.engine.connect() as conn:
         people = Ingestor._known_people(conn)
+    scratch = _scratch_folder(ingestor.engine)
     spawn = multiprocessing.get_context("spawn")  # polars' threads do not survive a fork
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=spawn)
-    scratch = tempfile.TemporaryDirectory(prefix="trauma-tracker-stage-")
-    ahead: deque[tuple[Path, Batch | FeedFormatError, Future | None]] = deque()
+    ahead: deque[tuple[Path, Future | None]] = deque()
 
     def submit(n: int, path: Path) -> None:
-        batch = _open(path, feed, move)
-        future = None
-        name = feed or (None if isinstance(batch, FeedFormatError) else batch.feed)
-        if name in FEEDS and path.suffix.lower() == ".csv" and ingestor.fast_csv:
-            known = people if FEEDS[name].person_field else None
-            database = str(Path(scratch.name) / f"{n}.sqlite")
-            future = pool.submit(stage_csv, str(path), name, batch.columns, known, database)
-        ahead.append((path, batch, future))
+        database = scratch / f"{n}.sqlite"
+        future = _stage(pool, path, feed, people, database) if ingestor.fast_csv else None
+        ahead.append((path, future))
 
     try:
         waiting = iter(enumerate(rest))
-        for n, path in itertools.islice(waiting, workers + 1):
+        # One file per worker: none waits in a queue, so an error stops them soon.
+        for n, path in itertools.islice(waiting, workers):
             submit(n, path)
         while ahead:
-            path, batch, future = ahead.popleft()
+            path, future = ahead.popleft()
             for n, following in itertools.islice(waiting, 1):
                 submit(n, following)
-            staged = future.result() if future is not None else None
+            staged = _staged(future)
             try:
-                yield from _store(ingestor, path, batch, feed, staged)
+                yield from _store(ingestor, path, _open(path, feed, move), feed, staged)
             finally:
                 if staged is not None:
                     Path(staged.database).unlink(missing_ok=True)
     finally:
-        # On an error, files not yet being prepared never are; their scratch files go.
-        pool.shutdown(wait=True, cancel_futures=True)
-        scratch.cleanup()
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+SCRATCH_PREFIX = ".trauma-tracker-stage-"
+
+
+def _scratch_folder(engine: sa.Engine) -> Path:
+    """A folder for the scratch files of one load, beside the database file (on the same
+    disk, and as private as the database: the files hold its rows until they are stored),
+    readable by this user only. Folders left by a load that was killed go first."""
+    database = engine.url.database
+    parent = Path(database).resolve().parent if database and database != ":memory:" else None
+    parent = parent or Path(tempfile.gettempdir())
+    for folder in parent.glob(f"{SCRATCH_PREFIX}*"):
+        pid = folder.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=parent))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def _stage(
+    pool: ProcessPoolExecutor,
+    path: Path,
+    feed: str | None,
+    people: frozenset[str],
+    database: Path,
+) -> Future | None:
+    """Hand a CSV file to a worker, or None for a file that is left to its turn."""
+    name = feed or feed_for_filename(path.name)
+    if name not in FEEDS or path.suffix.lower() != ".csv":
+        return None
+    try:
+        header = csv_header(path)  # reads the first line; moves and records nothing
+        known = people if FEEDS[name].person_field else None
+        return pool.submit(stage_csv, str(path), name, header, known, str(database))
+    except (FeedFormatError, OSError, BrokenProcessPool):
+        return None  # the writer meets the problem at the file's turn, as one by one would
+
+
+def _staged(future: Future | None) -> Staged | None:
+    if future is None:
+        return None
+    try:
+        return future.result()
+    except Exception:
+        # The file went or changed, the scratch disk is full, a worker was killed: the
+        # writer prepares the file itself, and reports any problem with it as one by one.
+        return None

@@ -57,7 +57,7 @@ def read_file(path: Path, *, feed: str | None, columns: Sequence[str] | None = N
             content_hash=content_hash(path),
             path=str(path),
         )
-    header = _csv_header(path)
+    header = csv_header(path)
     return Batch(
         name=str(path),
         feed=feed,
@@ -73,7 +73,7 @@ def _open_text(path: Path):
     return path.open("r", encoding="utf-8-sig", newline="")
 
 
-def _csv_header(path: Path) -> tuple[str, ...]:
+def csv_header(path: Path) -> tuple[str, ...]:
     try:
         with _open_text(path) as handle:
             first = handle.readline()

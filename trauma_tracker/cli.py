@@ -144,8 +144,8 @@ def _print_report(report: BatchReport) -> None:
     "--jobs",
     type=click.IntRange(min=1),
     help="Files worked on at once: PostgreSQL stores up to N feeds side by side; SQLite "
-    "stores one while N-1 other processes prepare the next. Default: the CPUs, at most 4 "
-    "(SQLite: one more).",
+    "stores one while N-1 other processes prepare the next. Default: the CPUs (SQLite: one "
+    "more), at most 4.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import tempfile
 import uuid
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -198,19 +198,33 @@ def test_three_ingests_give_the_same_state(engine, tmp_path, lane):
 
 
 def test_the_same_key_with_new_values_updates_the_record(engine, tmp_path, lane):
-    ingest(engine, write_csv(tmp_path / "units.csv", SAMPLE_ROWS["units"]), **lane)
-    renamed = [SAMPLE_ROWS["units"][0], {**SAMPLE_ROWS["units"][1], "name": "Response B"}]
-    [report] = ingest(engine, write_csv(tmp_path / "units_2.csv", renamed), **lane)
+    ingest(engine, write_csv(tmp_path / "cc_incidents_1.csv", SAMPLE_ROWS["cc_incidents"]), **lane)
+    first, second = SAMPLE_ROWS["cc_incidents"]
+    recoded = [first, {**second, "closing_code": "SUDDEN_DEATH"}]
+    [report] = ingest(engine, write_csv(tmp_path / "cc_incidents_2.csv", recoded), **lane)
     assert (report.accepted, report.unchanged) == (1, 1)
-    assert {r["unit_id"]: r["name"] for r in rows_of(engine, "units")}["T1"] == "Response B"
+    codes = {r["incident_urn"]: r["closing_code"] for r in rows_of(engine, "cc_incidents")}
+    assert codes == {"INC-1": "SUDDEN_DEATH", "INC-2": "SUDDEN_DEATH"}
 
 
 def test_duplicate_rows_in_one_file_count_once_and_the_latest_wins(engine, tmp_path, lane):
-    first, second = SAMPLE_ROWS["units"]
-    rows = [first, second, first, {**second, "name": "Renamed"}]
-    [report] = ingest(engine, write_csv(tmp_path / "units.csv", rows), **lane)
+    first, second = SAMPLE_ROWS["cc_incidents"]
+    rows = [first, second, first, {**second, "closing_code": "DOMESTIC"}]
+    [report] = ingest(engine, write_csv(tmp_path / "cc_incidents.csv", rows), **lane)
     assert (report.accepted, report.duplicates) == (2, 2)
-    assert {r["unit_id"]: r["name"] for r in rows_of(engine, "units")}["T1"] == "Renamed"
+    codes = {r["incident_urn"]: r["closing_code"] for r in rows_of(engine, "cc_incidents")}
+    assert codes == {"INC-1": "SUDDEN_DEATH", "INC-2": "DOMESTIC"}
+
+
+def test_a_value_with_a_line_break_goes_in_whole(engine, tmp_path, lane):
+    """polars declines a file whose records span lines (its line numbers would be wrong):
+    the row-by-row lane reads it, in this process, however the files were being prepared."""
+    first, second = SAMPLE_ROWS["cc_incidents"]
+    path = write_csv(tmp_path / "cc_incidents.csv", [first, {**second, "unit_id": "T1\nnorth"}])
+    [report] = ingest(engine, path, **lane)
+    assert (report.accepted, report.rejected) == (2, 0)
+    units = {r["incident_urn"]: r["unit_id"] for r in rows_of(engine, "cc_incidents")}
+    assert units == {"INC-1": "T1", "INC-2": "T1\nnorth"}
 
 
 def test_rows_for_unknown_people_are_held_then_linked_when_they_arrive(engine, tmp_path, lane):
@@ -422,11 +436,11 @@ def test_an_error_in_one_feed_stops_the_others_and_reports_what_was_stored(
     then has been reported: nothing is stored, or moved to processed/, unreported. (On
     PostgreSQL feeds are stored side by side; on SQLite the next files were being
     prepared in other processes, and their scratch files are gone.)"""
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    beside = _database_folder(engine, tmp_path)
     drop = tmp_path / "drop"
     write_force(drop)
+    # A file that can't be read, due after the failing one: it is not touched before its turn.
+    (drop / "rms_occurrences_zz_unreadable.csv").write_bytes(b"\xff\xfe\x00 not text")
     for n in range(3):  # more files per feed than can be running when the error comes
         incidents = [
             {**r, "incident_urn": f"{r['incident_urn']}-{n}"} for r in SAMPLE_ROWS["cc_incidents"]
@@ -461,4 +475,52 @@ def test_an_error_in_one_feed_stops_the_others_and_reports_what_was_stored(
             .where(IngestRun.__table__.c.outcome == "ok")
         ).scalar_one()
     assert stored_runs == len(processed)
-    assert list(scratch.iterdir()) == []
+    assert (drop / "rms_occurrences_zz_unreadable.csv").exists()
+    assert list(beside.glob(".trauma-tracker-stage-*")) == []
+
+
+def _database_folder(engine, tmp_path):
+    """Where a SQLite load keeps its scratch files (PostgreSQL has none: any folder)."""
+    database = engine.url.database
+    return Path(database).parent if engine.dialect.name == "sqlite" else tmp_path
+
+
+def test_what_a_worker_could_not_do_the_writer_does(tmp_path, monkeypatch):
+    """A worker that fails (here: it can't create its scratch file) leaves the file to
+    the writer, which stores it as one by one would."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'tracker.sqlite'}")
+    migrate(engine)
+    not_a_folder = tmp_path / "not-a-folder"
+    not_a_folder.write_text("")
+    monkeypatch.setattr("engine.sources._scratch_folder", lambda engine: not_a_folder)
+    files = write_force(tmp_path / "feeds")
+
+    reports = ingest(engine, *files, jobs=2, prepare_ahead=True)
+
+    assert [(r.outcome, r.accepted) for r in reports] == [("ok", 2)] * len(FEEDS)
+    assert len(rows_of(engine, "cc_deployments")) == 2
+    engine.dispose()
+
+
+def test_a_named_feed_and_a_file_that_cant_be_read_fail_alone(tmp_path):
+    """With --feed, an empty or binary file among files being prepared ahead fails alone,
+    in its place, as one by one."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'tracker.sqlite'}")
+    migrate(engine)
+    first, second = SAMPLE_ROWS["cc_incidents"]
+    paths = [
+        write_csv(tmp_path / "a.csv", [first]),
+        tmp_path / "b.csv",
+        write_csv(tmp_path / "c.csv", [second]),
+    ]
+    paths[1].write_bytes(b"")
+
+    reports = ingest(engine, *paths, feed="cc_incidents", jobs=3, prepare_ahead=True)
+
+    assert [(r.path, r.outcome, r.accepted) for r in reports] == [
+        (str(paths[0]), "ok", 1),
+        (str(paths[1]), "failed", 0),
+        (str(paths[2]), "ok", 1),
+    ]
+    assert "empty file" in reports[1].message
+    engine.dispose()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
@@ -9,7 +12,7 @@ from sqlmodel import SQLModel
 import models  # noqa: F401  (registers every table)
 from engine.indicators import SNAPSHOT_FIELDS
 from models import Snapshot
-from models.db import make_engine, migrate
+from models.db import _alembic_config, make_engine, migrate
 from models.feeds import built_on
 
 
@@ -27,6 +30,52 @@ def test_migrated_schema_matches_the_models(database_url):
     finally:
         engine.dispose()
     assert differences == []
+
+
+def test_migrations_go_down_and_up_again(database_url):
+    """Each migration's downgrade undoes it: down to the first and back up, the schema is
+    again exactly the models'."""
+    engine = make_engine(database_url)
+    try:
+        migrate(engine)
+        config = _alembic_config(engine)
+        command.downgrade(config, "0001")
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn,
+                opts={"include_object": lambda obj, *_: built_on(obj, conn.dialect.name)},
+            )
+            assert compare_metadata(context, SQLModel.metadata) == []
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgresql_keeps_growing_columns_in_brin_indexes(postgres_schema_url):
+    """Alembic's comparison does not see an index's method: check the BRIN indexes (and
+    that they summarise new pages themselves) in the catalogue."""
+    engine = make_engine(postgres_schema_url)
+    try:
+        migrate(engine)
+        with engine.connect() as conn:
+            definitions = dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT indexname, indexdef FROM pg_indexes "
+                        "WHERE schemaname = current_schema() AND indexdef LIKE '%USING brin%'"
+                    )
+                ).all()
+            )
+    finally:
+        engine.dispose()
+    assert sorted(definitions) == [
+        "ix_cc_deployments_run_id_arrived_at",
+        "ix_cc_incidents_run_id_created_at",
+        "ix_rms_involvements_run_id",
+        "ix_rms_occurrences_run_id",
+    ]
+    assert all("autosummarize='on'" in definition for definition in definitions.values())
 
 
 def test_every_snapshot_field_has_a_column():
