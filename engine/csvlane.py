@@ -191,6 +191,7 @@ def _settle(frame, spec, header, known_people) -> tuple[Chunk, pl.DataFrame]:
 # -- preparing a file in another process --------------------------------------------------
 
 STAGED_TABLE = "rows"
+STAGE_ROWS = 20_000  # rows bound per executemany while writing a scratch file
 
 
 @dataclass
@@ -205,6 +206,13 @@ class Staged:
     database: str
     count: int
     known_people: frozenset[str] | None  # what `summary.held` was decided against
+
+    def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
+        """The summary, then the rows by rowid range, `chunk_rows` at a time."""
+        yield self.summary
+        for first in range(1, self.count + 1, chunk_rows):
+            last = min(first + chunk_rows - 1, self.count)
+            yield Chunk(staged=(first, last), count=last - first + 1)
 
 
 def stage_csv(
@@ -241,6 +249,3 @@ def stage_csv(
     finally:
         connection.close()
     return Staged(path, digest, summary, database, stored.height, known_people)
-
-
-STAGE_ROWS = 20_000

@@ -27,7 +27,7 @@ from sqlmodel import SQLModel
 from engine.bulk import Upserter, summarize_brin
 from engine.csvlane import STAGED_TABLE, Staged, prepare_csv
 from engine.feeds import FEEDS, Feed, Reject, compile_validator, feed_for_filename
-from engine.rowprep import Chunk, prepare
+from engine.rowprep import prepare
 from integrations.base import Batch, FeedFormatError
 from models import FEED_TABLES, HeldRow, IngestRun, QuarantinedRow, SourceWatermark
 
@@ -207,14 +207,14 @@ class Ingestor:
         ).scalar_one()
         run_id = report.run_id
         upserter = Upserter(conn, _table(FEED_TABLES[spec.name]), spec.columns, spec.key, run_id)
-        known = self._known_people(conn) if spec.person_field else None
+        known = self.known_people(conn) if spec.person_field else None
         chunks = None
         if (
             staged is not None
             and staged.known_people == known
             and staged.content_hash == batch.content_hash
         ):
-            chunks = _staged_chunks(staged)
+            chunks = staged.chunks(CHUNK_ROWS)
         elif self.fast_csv and batch.path and batch.path.lower().endswith(".csv"):
             encode_run = run_id if conn.dialect.name == "postgresql" else None
             chunks = prepare_csv(batch.path, spec, batch.columns, known, CHUNK_ROWS, encode_run)
@@ -277,7 +277,7 @@ class Ingestor:
             self.progress(batch.name, report.rows)
 
     @staticmethod
-    def _known_people(conn: sa.Connection) -> frozenset[str]:
+    def known_people(conn: sa.Connection) -> frozenset[str]:
         # Straight from the driver: thousands of rows, each a plain string.
         cursor = conn.connection.driver_connection.cursor()
         try:
@@ -440,13 +440,6 @@ def _detach(conn: sa.Connection, driver) -> None:
         conn.invalidate()
         if sys.exc_info()[1] is None:
             raise
-
-
-def _staged_chunks(staged: Staged) -> Iterator[Chunk]:
-    yield staged.summary
-    for first in range(1, staged.count + 1, CHUNK_ROWS):
-        last = min(first + CHUNK_ROWS - 1, staged.count)
-        yield Chunk(staged=(first, last), count=last - first + 1)
 
 
 def watermark_for(engine: sa.Engine, source_key: str) -> str | None:

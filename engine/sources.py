@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -106,14 +106,11 @@ def ingest_files(
     if jobs < 2:
         yield from _in_order(ingestor, files, feed, move)
         return
-    named = [(path, feed or feed_for_filename(path.name)) for path in files]
-    yield from _in_order(ingestor, [p for p, name in named if name in LOOKED_UP], feed, move)
-    rest: list[Path] = []  # the other files, in order; a lane holds its files' places here
+    # The other files, in order; a lane holds its files' places here.
+    rest = yield from _looked_up_first(ingestor, files, feed, move)
     lanes: dict[str | None, list[int]] = {}
-    for path, name in named:
-        if name not in LOOKED_UP:
-            lanes.setdefault(name, []).append(len(rest))
-            rest.append(path)
+    for n, path in enumerate(rest):
+        lanes.setdefault(feed or feed_for_filename(path.name), []).append(n)
     # The largest lanes first, so that the small ones fill in beside them at the end.
     ordered = sorted(lanes.values(), key=lambda lane: -sum(_size(rest[n]) for n in lane))
     reports: dict[int, BatchReport] = {}
@@ -145,6 +142,16 @@ def ingest_files(
         yield reports[n]
     if failure is not None:
         raise failure
+
+
+def _looked_up_first(
+    ingestor: Ingestor, files: Sequence[Path], feed: str | None, move: bool
+) -> Generator[BatchReport, None, list[Path]]:
+    """Store the units and people files one by one, before any other file is stored or
+    prepared; returns the other files, in order."""
+    named = [(path, feed or feed_for_filename(path.name)) for path in files]
+    yield from _in_order(ingestor, [p for p, name in named if name in LOOKED_UP], feed, move)
+    return [path for path, name in named if name not in LOOKED_UP]
 
 
 def _size(path: Path) -> int:
@@ -210,13 +217,11 @@ def _prepared_ahead(
     once done) only at its turn, so what becomes of each file, and of the files before an
     error, is what one by one gives; whatever a worker could not do, the writer does.
     """
-    named = [(path, feed or feed_for_filename(path.name)) for path in files]
-    yield from _in_order(ingestor, [p for p, name in named if name in LOOKED_UP], feed, move)
-    rest = [path for path, name in named if name not in LOOKED_UP]
+    rest = yield from _looked_up_first(ingestor, files, feed, move)
     if not rest:
         return
     with ingestor.engine.connect() as conn:
-        people = Ingestor._known_people(conn)
+        people = Ingestor.known_people(conn)
     scratch = _scratch_folder(ingestor.engine)
     spawn = multiprocessing.get_context("spawn")  # polars' threads do not survive a fork
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=spawn)

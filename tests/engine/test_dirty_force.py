@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
-from engine import ingest as ingest_module
+from engine.csvlane import Staged
 from engine.ingest import Ingestor
 from engine.sources import ingest_files
 from engine.synthetic import generate_force
@@ -96,11 +96,11 @@ def test_files_worked_on_at_once_store_what_one_by_one_does(
     correction.write_text(header + "\n" + ",".join(corrected[c] for c in header.split(",")) + "\n")
 
     staged = []  # files stored from what another process prepared
-    staged_chunks = ingest_module._staged_chunks
+    staged_chunks = Staged.chunks
     monkeypatch.setattr(
-        ingest_module,
-        "_staged_chunks",
-        lambda prepared: staged.append(prepared.source) or staged_chunks(prepared),
+        Staged,
+        "chunks",
+        lambda prepared, *args: staged.append(prepared.source) or staged_chunks(prepared, *args),
     )
     states, orders = [], []
     for jobs in (1, 3):
