@@ -69,13 +69,12 @@ class Upserter:
             return self._postgres(rows, None)
         return self._executemany(rows)
 
-    def upsert_csv(self, text: str, count: int) -> int:
-        """As `upsert`, for `count` rows as CSV text (no header, empty field = NULL, this
-        run's id as a last column), which PostgreSQL's COPY reads as it is; the polars lane
-        encodes rows so only for it."""
+    def upsert_copy(self, data: bytes, count: int) -> int:
+        """As `upsert`, for `count` rows as one PostgreSQL binary COPY stream, in `columns`
+        order with this run's id as a last column (`engine.csvlane` encodes them)."""
         if self.dialect != "postgresql":
-            raise ValueError("CSV text is for PostgreSQL's COPY; give SQLite rows")
-        return self._postgres(None, (text, count)) if count else 0
+            raise ValueError("a binary COPY stream is for PostgreSQL; give SQLite rows")
+        return self._postgres(None, (data, count)) if count else 0
 
     def upsert_staged(self, source: str, first: int, last: int) -> int:
         """As `upsert`, for the rows of table `source` (SQLite; columns as `columns`) with
@@ -112,7 +111,7 @@ class Upserter:
 
     # -- PostgreSQL ---------------------------------------------------------------------
 
-    def _postgres(self, rows, csv_rows: tuple[str, int] | None) -> int:
+    def _postgres(self, rows, copy_rows: tuple[bytes, int] | None) -> int:
         """New keys are COPYed straight into the table (about twice as fast as any merge).
         A COPY that meets a stored key fails whole and is undone to its savepoint; that
         chunk and the rest of the batch then go through a staging table and one upsert."""
@@ -130,18 +129,19 @@ class Upserter:
             if not self._merging:
                 try:
                     with raw.transaction():  # a savepoint: a clash undoes only this COPY
-                        return self._copy_new(cursor, rows, csv_rows)
+                        return self._copy_new(cursor, rows, copy_rows)
                 except psycopg.errors.UniqueViolation:
                     # A batch that updates stored rows usually updates many: stop trying.
                     self._merging = True
-            return self._merge(cursor, rows, csv_rows)
+            return self._merge(cursor, rows, copy_rows)
 
-    def _copy_new(self, cursor, rows, csv_rows) -> int:
+    def _copy_new(self, cursor, rows, copy_rows) -> int:
         target = self._q(self.table.name)
-        if csv_rows is not None:
-            text, count = csv_rows
-            with cursor.copy(f"COPY {target} ({self._column_list}) FROM STDIN (FORMAT csv)") as c:
-                c.write(text)
+        if copy_rows is not None:
+            data, count = copy_rows
+            copy = f"COPY {target} ({self._column_list}) FROM STDIN (FORMAT binary)"
+            with cursor.copy(copy) as c:
+                c.write(data)
             return count
         run_id = int(self.run_id)
         with cursor.copy(f"COPY {target} ({self._column_list}) FROM STDIN") as copy:
@@ -149,13 +149,14 @@ class Upserter:
                 copy.write_row((*row, run_id))
         return len(rows)
 
-    def _merge(self, cursor, rows, csv_rows) -> int:
+    def _merge(self, cursor, rows, copy_rows) -> int:
         stage = self._q(f"stage_{self.table.name}")
         cursor.execute(f"TRUNCATE {stage}")
         columns = ", ".join(self._q(c) for c in self.columns)
-        if csv_rows is not None:
-            with cursor.copy(f"COPY {stage} ({self._column_list}) FROM STDIN (FORMAT csv)") as c:
-                c.write(csv_rows[0])
+        if copy_rows is not None:
+            copy = f"COPY {stage} ({self._column_list}) FROM STDIN (FORMAT binary)"
+            with cursor.copy(copy) as c:
+                c.write(copy_rows[0])
         else:
             with cursor.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
                 for row in rows:

@@ -231,7 +231,7 @@ class Ingestor:
             if chunk.staged is not None:
                 report.accepted += upserter.upsert_staged(STAGED, *chunk.staged)
             elif chunk.encoded is not None:
-                report.accepted += upserter.upsert_csv(chunk.encoded, chunk.count)
+                report.accepted += upserter.upsert_copy(chunk.encoded, chunk.count)
             else:
                 report.accepted += upserter.upsert(chunk.rows)
             if chunk.rejects:

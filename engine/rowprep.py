@@ -27,8 +27,8 @@ class Chunk:
     """Rows ready to upsert, and what was set aside on the way."""
 
     rows: list[tuple] = field(default_factory=list)  # valid, unique by key, people known
-    # Rows as CSV text (from the polars lane, for PostgreSQL's COPY), instead of `rows`.
-    encoded: str | None = None
+    # Rows as a binary COPY stream (from the polars lane, for PostgreSQL), instead of `rows`.
+    encoded: bytes | None = None
     # Rows in a staging table attached to the writer's connection: its first and last rowid.
     staged: tuple[int, int] | None = None
     count: int = 0  # rows to upsert, in `rows`, `encoded` or `staged`

@@ -59,11 +59,16 @@ def test_every_injected_fault_is_reported_where_it_is(database_url, dirty_force,
     engine.dispose()
 
 
-def test_both_lanes_store_the_same(dirty_force, tmp_path):
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_both_lanes_store_the_same(kind, dirty_force, request, tmp_path):
     folder, _ = dirty_force
     states = []
     for fast_csv in (True, False):
-        engine = make_engine(f"sqlite:///{tmp_path / f'lane-{fast_csv}.sqlite'}")
+        if kind == "sqlite":
+            url = f"sqlite:///{tmp_path / f'lane-{fast_csv}.sqlite'}"
+        else:
+            url = request.getfixturevalue("new_postgres_schema")()
+        engine = make_engine(url)
         migrate(engine)
         list(ingest_files(Ingestor(engine, fast_csv=fast_csv), [folder]))
         states.append(database_state(engine))

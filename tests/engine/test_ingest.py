@@ -244,6 +244,36 @@ def test_rows_for_unknown_people_are_held_then_linked_when_they_arrive(engine, t
     assert database_state(engine)["held"][0][-1] is False  # linked, kept for the record
 
 
+def test_times_in_keys_and_rescued_rows_are_stored_alike_in_every_lane(engine, tmp_path, lane):
+    """The polars lane sends PostgreSQL typed times; a held row's key and a row the Python
+    validator had to read (a local time, a fraction of a second) still come out as they do
+    from the Python lane."""
+    ingest(engine, write_csv(tmp_path / "people.csv", SAMPLE_ROWS["people"][:1]), **lane)
+    known, _ = SAMPLE_ROWS["rms_involvements"]
+    rows = [
+        known,
+        {**known, "role": "investigator", "assigned_at": "2025-07-01T10:15:30.25+01:00"},
+        {**known, "role": "attending", "assigned_at": "2025-07-01 23:30"},  # London, BST
+        {**known, "staff_id": "S9", "assigned_at": "2025-01-03T08:00:00Z"},
+        {**known, "staff_id": "S9", "role": "other", "assigned_at": "2025-01-03T09:00:00"},
+    ]
+
+    [report] = ingest(engine, write_csv(tmp_path / "rms_involvements.csv", rows), **lane)
+
+    assert (report.accepted, report.held, report.rejected) == (3, 2, 0)
+    stored = {r["role"]: r["assigned_at"] for r in rows_of(engine, "rms_involvements")}
+    assert stored == {
+        "oic": datetime(2025, 1, 2, 11, 5, tzinfo=UTC),
+        "investigator": datetime(2025, 7, 1, 9, 15, 30, 250000, tzinfo=UTC),
+        "attending": datetime(2025, 7, 1, 22, 30, tzinfo=UTC),
+    }
+    held = sorted(r[1] for r in database_state(engine)["held"])
+    assert [json.loads(key) for key in held] == [
+        ["OCC-1", "S9", "oic", "2025-01-03 08:00:00.000000"],
+        ["OCC-1", "S9", "other", "2025-01-03 09:00:00.000000"],  # GMT in January
+    ]
+
+
 def test_a_file_staged_before_its_people_arrived_is_prepared_again(tmp_path):
     """A file another process prepared while a person was unknown would hold their rows;
     if the person is stored by the time the file is, it is prepared afresh instead."""
