@@ -244,6 +244,33 @@ def test_rows_for_unknown_people_are_held_then_linked_when_they_arrive(engine, t
     assert database_state(engine)["held"][0][-1] is False  # linked, kept for the record
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["LF", "CRLF"])
+def test_blank_lines_are_skipped_and_later_lines_keep_their_numbers(
+    engine, tmp_path, lane, newline
+):
+    ingest(engine, *write_force(tmp_path / "base"), **lane)
+    good, other = SAMPLE_ROWS["cc_incidents"]
+    header = list(good)
+    lines = [
+        ",".join(header),
+        ",".join(good.values()),
+        "",
+        ",".join({**other, "created_at": "soon"}.values()),  # line 4
+        ",,,,,,,",  # line 5: every value empty, which is not a blank line
+        ",".join({**other, "incident_urn": "INC-3"}.values()),
+        "",
+    ]
+    path = tmp_path / "cc_incidents_blank.csv"
+    path.write_bytes(newline.join(lines).encode() + newline.encode())
+
+    [report] = ingest(engine, path, **lane)
+
+    assert report.outcome == "ok"
+    assert [(r.line, r.field) for r in report.rejects] == [(4, "created_at"), (5, "incident_urn")]
+    assert (report.rows, report.accepted + report.unchanged) == (4, 2)
+    assert "INC-3" in {r["incident_urn"] for r in rows_of(engine, "cc_incidents")}
+
+
 def test_times_in_keys_and_rescued_rows_are_stored_alike_in_every_lane(engine, tmp_path, lane):
     """The polars lane sends PostgreSQL typed times; a held row's key and a row the Python
     validator had to read (a local time, a fraction of a second) still come out as they do
