@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.dialects.postgresql import dialect as PostgresDialect
 from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers every table)
@@ -14,6 +15,8 @@ from engine.indicators import SNAPSHOT_FIELDS
 from models import Snapshot
 from models.db import _alembic_config, make_engine, migrate
 from models.feeds import built_on
+
+postgresql_dialect = PostgresDialect()
 
 
 def test_migrated_schema_matches_the_models(database_url):
@@ -81,3 +84,40 @@ def test_postgresql_keeps_growing_columns_in_brin_indexes(postgres_schema_url):
 def test_every_snapshot_field_has_a_column():
     columns = set(Snapshot.__table__.columns.keys())
     assert set(SNAPSHOT_FIELDS) <= columns
+
+
+@pytest.mark.postgres
+def test_postgresql_text_compares_bytewise_and_the_downgrade_undoes_it(postgres_schema_url):
+    """Alembic's comparison does not see a column's collation either: check it in the
+    catalogue, for every text column the models have, down to 0005 and up again."""
+    text_columns = sorted(
+        (table.name, column.name)
+        for table in SQLModel.metadata.tables.values()
+        for column in table.columns
+        if isinstance(column.type.dialect_impl(postgresql_dialect), sa.String)
+    )
+    engine = make_engine(postgres_schema_url)
+
+    def collations() -> dict[tuple[str, str], str | None]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT table_name, column_name, collation_name "
+                    "FROM information_schema.columns WHERE table_schema = current_schema() "
+                    "AND table_name <> 'alembic_version' "
+                    "AND data_type IN ('character varying', 'text')"
+                )
+            )
+            return {(table, column): collation for table, column, collation in rows}
+
+    try:
+        migrate(engine)
+        assert sorted(collations()) == text_columns
+        assert set(collations().values()) == {"C"}
+        config = _alembic_config(engine)
+        command.downgrade(config, "0005")
+        assert set(collations().values()) == {None}  # the database's default
+        command.upgrade(config, "head")
+        assert set(collations().values()) == {"C"}
+    finally:
+        engine.dispose()
