@@ -66,25 +66,38 @@ def _frame(data: bytes, header: Sequence[str]) -> pl.DataFrame | None:
     return frame
 
 
-def _field_checks(
-    spec: Feed, header: Sequence[str], typed: bool
-) -> tuple[list[pl.Expr], list[pl.Expr]]:
-    """For each feed field: its stored value, and whether the fast lane may take it.
+# Columns `_field_checks` computes once per file, where the checks and the values use them.
+TEXT = "__text "  # a field's value with surrounding whitespace stripped
+PARSED = "__parsed "  # a time or date field's value parsed
 
-    Values are text as the Python validator makes them (numbers as floats), or with
-    `typed`, times and dates as polars datetimes (UTC) and dates.
-    """
-    values: list[pl.Expr] = []
-    fine: list[pl.Expr] = []
+
+@dataclass
+class FieldChecks:
+    """How the fast lane checks and converts a file's fields: `texts`, then `parsed`, are
+    added to the frame as columns; `fine` says whether a row's field may take the fast lane,
+    and `values` is its stored value there."""
+
+    texts: list[pl.Expr]
+    parsed: list[pl.Expr]
+    fine: list[pl.Expr]
+    values: list[pl.Expr]
+
+
+def _field_checks(spec: Feed, header: Sequence[str], typed: bool) -> FieldChecks:
+    """Values are text as the Python validator makes them (numbers as floats), or with
+    `typed`, times and dates as polars datetimes (UTC) and dates."""
+    checks = FieldChecks([], [], [], [])
     for f in spec.fields:
         default = pl.lit(f.default, dtype=pl.String)
         if typed:
             default = _typed_value(default, f.kind)
         if f.name not in header:
-            values.append(default.alias(f.name))
-            fine.append(pl.lit(not f.required))
+            checks.values.append(default.alias(f.name))
+            checks.fine.append(pl.lit(not f.required))
             continue
-        text = pl.col(f.name).str.strip_chars()
+        checks.texts.append(pl.col(f.name).str.strip_chars().alias(TEXT + f.name))
+        text = pl.col(TEXT + f.name)
+        parsed = pl.col(PARSED + f.name)
         empty = text.is_null() | (text.str.len_bytes() == 0)
         value = pl.when(empty).then(default).otherwise(text)
         if f.kind == "enum":
@@ -98,8 +111,10 @@ def _field_checks(
             ok = pl.lit(True)
         elif f.kind == "datetime":
             # cache=False: nearly every value is new, and the cache costs as much as parsing.
-            parsed = text.str.to_datetime(
-                "%Y-%m-%dT%H:%M:%SZ", time_unit="us", strict=False, cache=False
+            checks.parsed.append(
+                text.str.to_datetime(
+                    "%Y-%m-%dT%H:%M:%SZ", time_unit="us", strict=False, cache=False
+                ).alias(PARSED + f.name)
             )
             ok = text.str.contains(ISO_UTC) & parsed.is_not_null()
             if typed:
@@ -111,7 +126,9 @@ def _field_checks(
                 )
             value = pl.when(empty).then(None).otherwise(stored)
         elif f.kind == "date":
-            parsed = text.str.to_date("%Y-%m-%d", strict=False, cache=False)
+            checks.parsed.append(
+                text.str.to_date("%Y-%m-%d", strict=False, cache=False).alias(PARSED + f.name)
+            )
             ok = text.str.contains(ISO_DATE) & parsed.is_not_null()
             if typed:
                 value = pl.when(empty).then(default).otherwise(parsed)
@@ -121,9 +138,11 @@ def _field_checks(
         else:
             ok = pl.lit(True)
         # An empty value is fine only where the field may be empty.
-        fine.append(pl.when(empty).then(pl.lit(not f.required)).otherwise(ok.fill_null(False)))
-        values.append(value.alias(f.name))
-    return values, fine
+        checks.fine.append(
+            pl.when(empty).then(pl.lit(not f.required)).otherwise(ok.fill_null(False))
+        )
+        checks.values.append(value.alias(f.name))
+    return checks
 
 
 def _typed_value(stored: pl.Expr, kind: str) -> pl.Expr:
@@ -202,9 +221,14 @@ def _settle(frame, spec, header, known_people, typed=False) -> tuple[Chunk, pl.D
     """What becomes of a file's rows: the summary (rows read, duplicates, rejects, held) and
     the rows to store, in `spec.columns` order, unique by key, their people known; with
     `typed`, times and dates typed (see `_field_checks`)."""
-    values, fine = _field_checks(spec, header, typed)
-    checked = frame.with_columns(pl.all_horizontal(fine).alias("__fine"))
-    fast = checked.filter(pl.col("__fine")).select(LINE, *values)
+    checks = _field_checks(spec, header, typed)
+    # Stripped and parsed once, for both the checks and the values.
+    checked = (
+        frame.with_columns(checks.texts)
+        .with_columns(checks.parsed)
+        .with_columns(pl.all_horizontal(checks.fine).alias("__fine"))
+    )
+    fast = checked.filter(pl.col("__fine")).select(LINE, *checks.values)
     slow = checked.filter(~pl.col("__fine")).select(LINE, *header)
 
     summary = Chunk(read=frame.height)
