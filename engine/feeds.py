@@ -39,6 +39,18 @@ def parse_date(value: Any) -> str:
         raise InvalidValue(f"not a date (YYYY-MM-DD): {value!r}") from None
 
 
+def _utc_to_the_second(text: str) -> bool:
+    """Whether `text`, which `datetime.fromisoformat` reads, is `YYYY-MM-DDTHH:MM:SSZ` (or
+    with a space for the T): the form a slice turns into stored text. Other forms of the
+    same length, such as week dates (`2024-W09-5T14:05:00Z`), are not."""
+    return (
+        len(text) == 20
+        and text[19] == "Z"
+        and text[4] == text[7] == "-"
+        and text[13] == text[16] == ":"
+    )
+
+
 def parse_datetime(value: Any) -> str:
     """An ISO 8601 datetime as UTC text `YYYY-MM-DD HH:MM:SS.ffffff`.
 
@@ -53,7 +65,7 @@ def parse_datetime(value: Any) -> str:
         raise InvalidValue(f"not an ISO 8601 datetime: {value!r}") from None
     if len(text) == 10:  # a bare date is not a datetime
         raise InvalidValue(f"not an ISO 8601 datetime (no time): {value!r}")
-    if len(text) == 20 and text[19] == "Z":  # already UTC to the second: the common case
+    if _utc_to_the_second(text):  # the common case
         return f"{text[:10]} {text[11:19]}.000000"
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=LONDON)
@@ -401,7 +413,8 @@ def compile_validator(
         elif f.kind == "datetime":
             # Already UTC to the second ("2024-03-01T14:05:00Z"): check it, then reshape it.
             lines += [
-                f"        elif len({v}) == 20 and {v}[19] == 'Z':",
+                f"        elif len({v}) == 20 and {v}[19] == 'Z' and {v}[4] == {v}[7] == '-'"
+                f" and {v}[13] == {v}[16] == ':':",
                 "            try:",
                 f"                fromisoformat({v})",
                 "            except ValueError:",

@@ -117,7 +117,11 @@ def test_postgresql_text_compares_bytewise_and_the_downgrade_undoes_it(postgres_
         config = _alembic_config(engine)
         command.downgrade(config, "0005")
         assert set(collations().values()) == {None}  # the database's default
+        with engine.begin() as conn:  # a table of the force's own, beside the tracker's
+            conn.execute(sa.text("CREATE TABLE force_notes (note varchar(20))"))
         command.upgrade(config, "head")
-        assert set(collations().values()) == {"C"}
+        ours = collations()
+        assert ours.pop(("force_notes", "note")) is None  # left alone
+        assert set(ours.values()) == {"C"}
     finally:
         engine.dispose()

@@ -1,9 +1,11 @@
 """text compares by its bytes on PostgreSQL
 
-Every text column of the schema gets COLLATE "C": identifiers need no language's rules, the
-two databases then sort alike (SQLite compares bytes), and the b-trees of keys are kept up
-with memcmp instead of strcoll. The table data is not rewritten; each index on a text column
-is rebuilt once.
+Every text column of the tracker's tables gets COLLATE "C": identifiers need no language's
+rules, the two databases then sort alike (SQLite compares bytes), and the b-trees of keys
+are kept up with memcmp instead of strcoll. The table data is not rewritten; each index on
+a text column is rebuilt once, and the tables are analysed again, as a column's type change
+drops its statistics. A view of the force's own over one of these columns has to be dropped
+first (PostgreSQL refuses to change a column a view uses) and made again after.
 
 Revision ID: 0006
 Revises: 0005
@@ -20,19 +22,34 @@ branch_labels = None
 depends_on = None
 
 
+# The tracker's tables at this revision; any other table in the schema is left alone.
+TABLES = (
+    'absences', 'alert_events', 'alert_follow_ups', 'alerts', 'audit_checkpoints',
+    'audit_head', 'cc_deployments', 'cc_incidents', 'criteria_versions', 'decisions',
+    'evaluations', 'exposure_marks', 'exposures', 'held_rows', 'ingest_runs',
+    'opt_out_events', 'opt_outs', 'outbox', 'people', 'quarantined_rows',
+    'rest_day_cancellations', 'rms_involvements', 'rms_occurrences', 'rule_marks',
+    'rule_runs', 'ruleset_versions', 'snapshots', 'source_watermarks', 'units',
+)
+
+
 def _text_columns(bind) -> dict[str, list[tuple[str, str]]]:
-    """Each table's text columns and their types, alembic's own table aside."""
+    """Each table's text columns, with their types as declared (a length kept)."""
     rows = bind.execute(
         sa.text(
-            "SELECT table_name, column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND table_name <> 'alembic_version' "
-            "AND data_type IN ('character varying', 'text') "
-            "ORDER BY table_name, ordinal_position"
-        )
+            "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) "
+            "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) "
+            "AND c.relkind = 'r' "
+            "AND c.relname = ANY(:tables) AND a.attnum > 0 AND NOT a.attisdropped "
+            "AND a.atttypid IN ('varchar'::regtype, 'text'::regtype) "
+            "ORDER BY c.relname, a.attnum"
+        ),
+        {'tables': list(TABLES)},
     )
     tables: dict[str, list[tuple[str, str]]] = {}
-    for table, column, data_type in rows:
-        tables.setdefault(table, []).append((column, data_type))
+    for table, column, column_type in rows:
+        tables.setdefault(table, []).append((column, column_type))
     return tables
 
 
@@ -42,10 +59,11 @@ def _collate(collation: str) -> None:
         return
     for table, columns in _text_columns(bind).items():
         changes = ", ".join(
-            f'ALTER COLUMN "{column}" TYPE {data_type} COLLATE "{collation}"'
-            for column, data_type in columns
+            f'ALTER COLUMN "{column}" TYPE {column_type} COLLATE "{collation}"'
+            for column, column_type in columns
         )
         op.execute(f'ALTER TABLE "{table}" {changes}')
+        op.execute(f'ANALYZE "{table}"')
 
 
 def upgrade() -> None:
