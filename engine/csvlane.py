@@ -28,9 +28,16 @@ from engine.feeds import FEEDS, Feed, compile_validator
 from engine.rowprep import Chunk
 
 LINE = "__line"
-ISO_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:[0-5]\dZ$"  # no leap second: Python has none
-ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
-PLAIN_NUMBER = r"^-?\d{1,15}(\.\d{1,15})?$"
+# ASCII digits only: the regex crate's \d, like Python's, takes any script's digits, which
+# only the Python validator reads as it does. No leap second or year 0: Python has neither.
+ISO_UTC = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9]Z$"
+ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+PLAIN_NUMBER = r"^-?[0-9]{1,15}(\.[0-9]{1,15})?$"
+# What Python's str.strip() strips (str.isspace); polars' own whitespace lacks \x1c-\x1f.
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 STORED_DATETIME = "%Y-%m-%d %H:%M:%S%.f"  # as engine.feeds.parse_datetime writes them
 
 
@@ -41,7 +48,11 @@ def _read(path: Path, header: Sequence[str]) -> pl.DataFrame | None:
 def _frame(data: bytes, header: Sequence[str]) -> pl.DataFrame | None:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    if len(set(header)) != len(header):
+    # A name like the lane's own columns' (`__line`, `__text ...`) would be overwritten.
+    if len(set(header)) != len(header) or any(name.startswith("__") for name in header):
+        return None
+    # A lone CR ends a line for the Python lane's csv reader, but not for polars.
+    if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
         return None
     try:
         frame = pl.read_csv(
@@ -95,7 +106,7 @@ def _field_checks(spec: Feed, header: Sequence[str], typed: bool) -> FieldChecks
             checks.values.append(default.alias(f.name))
             checks.fine.append(pl.lit(not f.required))
             continue
-        checks.texts.append(pl.col(f.name).str.strip_chars().alias(TEXT + f.name))
+        checks.texts.append(pl.col(f.name).str.strip_chars(WHITESPACE).alias(TEXT + f.name))
         text = pl.col(TEXT + f.name)
         parsed = pl.col(PARSED + f.name)
         empty = text.is_null() | (text.str.len_bytes() == 0)
@@ -105,7 +116,7 @@ def _field_checks(spec: Feed, header: Sequence[str], typed: bool) -> FieldChecks
         elif f.kind == "code":
             ok = text.str.contains(f"^(?:{f.pattern.pattern})$")
         elif f.kind == "list":
-            parts = text.str.split("|").list.eval(pl.element().str.strip_chars())
+            parts = text.str.split("|").list.eval(pl.element().str.strip_chars(WHITESPACE))
             joined = parts.list.eval(pl.element().filter(pl.element() != "")).list.join("|")
             value = pl.when(empty | (joined == "")).then(None).otherwise(joined)
             ok = pl.lit(True)

@@ -89,13 +89,14 @@ def parse_number(value: Any) -> float:
     return number
 
 
-def parse_list(value: Any) -> str:
-    """A list stored as its `|`-joined text: CSV gives `A|B`, JSON gives ["A", "B"]."""
+def parse_list(value: Any) -> str | None:
+    """A list stored as its `|`-joined text: CSV gives `A|B`, JSON gives ["A", "B"]. A list
+    with nothing in it (`|`, `[]`) is stored as no value, as an empty cell is."""
     if isinstance(value, list):
         items = [_text(v).strip() for v in value]
     else:
         items = [v.strip() for v in _text(value).split("|")]
-    return "|".join(v for v in items if v)
+    return "|".join(v for v in items if v) or None
 
 
 def _enum(choices: tuple[str, ...]) -> Callable[[Any], str]:

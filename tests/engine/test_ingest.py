@@ -293,7 +293,7 @@ def test_other_iso_8601_forms_are_read_as_python_reads_them(engine, tmp_path, la
     good, _ = SAMPLE_ROWS["cc_incidents"]
     rows = [
         {**good, "incident_urn": "WEEK", "created_at": "2024-W09-5T14:05:00Z"},
-        {**good, "incident_urn": "BASIC", "created_at": "20240301T140500.12Z"},
+        {**good, "incident_urn": "BASIC", "created_at": "20240301T140500.123Z"},
         {**good, "incident_urn": "SPACE", "created_at": "2024-03-01 14:05:00Z"},
     ]
 
@@ -302,7 +302,67 @@ def test_other_iso_8601_forms_are_read_as_python_reads_them(engine, tmp_path, la
     assert (report.accepted, report.rejected) == (3, 0)
     created = {r["incident_urn"]: r["created_at"] for r in rows_of(engine, "cc_incidents")}
     assert created["WEEK"] == created["SPACE"] == datetime(2024, 3, 1, 14, 5, tzinfo=UTC)
-    assert created["BASIC"] == datetime(2024, 3, 1, 14, 5, 0, 120000, tzinfo=UTC)
+    assert created["BASIC"] == datetime(2024, 3, 1, 14, 5, 0, 123000, tzinfo=UTC)
+
+
+def test_values_only_python_reads_are_stored_as_python_stores_them(engine, tmp_path, lane):
+    """Digits of another script, whitespace Python strips and polars would not, and a list
+    with nothing in it: the polars lane leaves these to the Python validator, or agrees."""
+    ingest(engine, *write_force(tmp_path / "base"), **lane)
+    good, other = SAMPLE_ROWS["cc_incidents"]
+    incidents = [
+        {**good, "unit_id": "T1\x1f", "qualifiers": "|"},
+        {**other, "unit_id": "\u3000T1", "qualifiers": " CHILD | "},
+    ]
+    absence, _ = SAMPLE_ROWS["absences"]
+
+    reports = ingest(
+        engine,
+        write_csv(tmp_path / "cc_incidents_odd.csv", incidents),
+        write_csv(
+            tmp_path / "absences_odd.csv", [{**absence, "working_days_lost": "\u0661\u0662"}]
+        ),
+        **lane,
+    )
+
+    assert [(r.outcome, r.rejected) for r in reports] == [("ok", 0), ("ok", 0)]
+    stored = {r["incident_urn"]: r for r in rows_of(engine, "cc_incidents")}
+    assert [(r["unit_id"], r["qualifiers"]) for r in stored.values()] == [
+        ("T1", None),
+        ("T1", "CHILD"),
+    ]
+    [days] = [
+        r["working_days_lost"] for r in rows_of(engine, "absences") if r["spell_id"] == "AB-1"
+    ]
+    assert days == 12.0
+
+
+def test_a_header_named_like_the_lanes_own_columns_changes_nothing(engine, tmp_path, lane):
+    ingest(engine, *write_force(tmp_path / "base"), **lane)
+    good, other = SAMPLE_ROWS["cc_incidents"]
+    extra = {"__parsed created_at": "kept", "__text unit_id": " as sent ", "__line": "7"}
+    rows = [{**good, **extra}, {**other, **extra, "created_at": "soon"}]
+
+    [report] = ingest(engine, write_csv(tmp_path / "cc_incidents_extra.csv", rows), **lane)
+
+    assert [(r.line, r.field) for r in report.rejects] == [(3, "created_at")]
+    with engine.connect() as conn:
+        raw = json.loads(conn.execute(sa.select(QuarantinedRow.__table__.c.raw)).scalar_one())
+    assert {k: raw[k] for k in extra} == extra
+
+
+def test_a_lone_carriage_return_ends_a_line_as_it_does_for_csv(engine, tmp_path, lane):
+    ingest(engine, *write_force(tmp_path / "base"), **lane)
+    good, other = SAMPLE_ROWS["cc_incidents"]
+    lines = [",".join(good), ",".join(good.values())]
+    bad = ",".join({**other, "created_at": "soon"}.values())
+    path = tmp_path / "cc_incidents_cr.csv"
+    # Line 2 ends with a lone CR, then CRLF: the csv module counts a blank line 3.
+    path.write_bytes(("\r\n".join(lines) + "\r\r\n" + bad + "\r\n").encode())
+
+    [report] = ingest(engine, path, **lane)
+
+    assert [(r.line, r.field) for r in report.rejects] == [(4, "created_at")]
 
 
 def test_times_in_keys_and_rescued_rows_are_stored_alike_in_every_lane(engine, tmp_path, lane):
@@ -319,14 +379,24 @@ def test_times_in_keys_and_rescued_rows_are_stored_alike_in_every_lane(engine, t
         {**known, "staff_id": "S9", "role": "other", "assigned_at": "2025-01-03T09:00:00"},
         # The first row's key again, in a form only the Python validator reads: it wins.
         {**known, "assigned_at": "2025-01-02T11:05:00+00:00", "unassigned_at": "2025-01-05T00:00Z"},
+        # A key first in a form only Python reads, then plain: the later, plain row wins.
+        {**known, "role": "interviewer", "assigned_at": "2025-02-01T10:00:00+00:00"},
+        {
+            **known,
+            "role": "interviewer",
+            "assigned_at": "2025-02-01T10:00:00Z",
+            "unassigned_at": "2025-02-02T10:00:00Z",
+        },
     ]
 
     [report] = ingest(engine, write_csv(tmp_path / "rms_involvements.csv", rows), **lane)
 
-    assert (report.accepted, report.held, report.rejected, report.duplicates) == (3, 2, 0, 1)
+    assert (report.accepted, report.held, report.rejected, report.duplicates) == (4, 2, 0, 2)
     stored = {r["role"]: r["assigned_at"] for r in rows_of(engine, "rms_involvements")}
     unassigned = {r["role"]: r["unassigned_at"] for r in rows_of(engine, "rms_involvements")}
     assert unassigned["oic"] == datetime(2025, 1, 5, tzinfo=UTC)
+    assert unassigned["interviewer"] == datetime(2025, 2, 2, 10, tzinfo=UTC)
+    del stored["interviewer"]
     assert stored == {
         "oic": datetime(2025, 1, 2, 11, 5, tzinfo=UTC),
         "investigator": datetime(2025, 7, 1, 9, 15, 30, 250000, tzinfo=UTC),

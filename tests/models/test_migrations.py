@@ -117,11 +117,22 @@ def test_postgresql_text_compares_bytewise_and_the_downgrade_undoes_it(postgres_
         config = _alembic_config(engine)
         command.downgrade(config, "0005")
         assert set(collations().values()) == {None}  # the database's default
-        with engine.begin() as conn:  # a table of the force's own, beside the tracker's
+        with engine.begin() as conn:
+            # A table of the force's own, beside the tracker's; and a length a DBA gave.
             conn.execute(sa.text("CREATE TABLE force_notes (note varchar(20))"))
+            conn.execute(sa.text("ALTER TABLE units ALTER COLUMN name TYPE varchar(200)"))
         command.upgrade(config, "head")
         ours = collations()
         assert ours.pop(("force_notes", "note")) is None  # left alone
         assert set(ours.values()) == {"C"}
+        with engine.connect() as conn:
+            length = conn.execute(
+                sa.text(
+                    "SELECT character_maximum_length FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() AND table_name = 'units' "
+                    "AND column_name = 'name'"
+                )
+            ).scalar_one()
+        assert length == 200
     finally:
         engine.dispose()

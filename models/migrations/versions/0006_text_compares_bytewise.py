@@ -4,8 +4,9 @@ Every text column of the tracker's tables gets COLLATE "C": identifiers need no 
 rules, the two databases then sort alike (SQLite compares bytes), and the b-trees of keys
 are kept up with memcmp instead of strcoll. The table data is not rewritten; each index on
 a text column is rebuilt once, and the tables are analysed again, as a column's type change
-drops its statistics. A view of the force's own over one of these columns has to be dropped
-first (PostgreSQL refuses to change a column a view uses) and made again after.
+drops its statistics. PostgreSQL refuses to change a column a view uses, so the upgrade
+stops on a view of the force's own over one of these columns: drop the view, upgrade, and
+make it again (the README says so too).
 
 Revision ID: 0006
 Revises: 0005
