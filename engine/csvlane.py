@@ -8,8 +8,9 @@ datetime, a bad date, an unknown code) goes to the Python validator, which is th
 reference: it gives the exact reject message, so both lanes reject and store the same.
 
 The lane declines a file (returns None) when its physical lines don't map one to one onto
-records (quoted newlines, blank lines), its header repeats a name, or polars can't parse it
-(ragged rows, invalid UTF-8); the Python lane then reads it and reports precisely.
+records (quoted newlines, blank lines, a lone CR), its header repeats a name or takes one
+like the lane's own columns (`__...`), or polars can't parse it (ragged rows, invalid
+UTF-8); the Python lane then reads it and reports precisely.
 """
 
 from __future__ import annotations
@@ -202,7 +203,7 @@ def _chunks(frame, spec, header, known_people, chunk_rows, encode_run) -> Iterat
         stored = stored.with_columns(pl.lit(encode_run, dtype=pl.Int32).alias("run_id"))
     for start in range(0, stored.height, chunk_rows):
         part = stored.slice(start, chunk_rows)
-        if encode_run is not None:
+        if typed:
             yield Chunk(encoded=_binary_copy(part), count=part.height)
         else:
             yield Chunk(rows=_tuples(part), count=part.height)

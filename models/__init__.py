@@ -38,18 +38,24 @@ from models.scoring import (
     Snapshot,
 )
 
-# Text compares by its bytes on PostgreSQL (COLLATE "C"), as it does on SQLite: identifiers
-# need no language's rules, the two databases then sort alike, and a b-tree of keys is kept
-# up with memcmp instead of strcoll (about a twentieth of a large load, bench/ingest.py).
-for _table in SQLModel.metadata.tables.values():
-    for _column in _table.columns:
-        if isinstance(_column.type, AutoString):
-            _bytewise = sa.String(collation="C")
-        elif isinstance(_column.type, sa.Text):
-            _bytewise = sa.Text(collation="C")
-        else:
-            continue
-        _column.type = _column.type.with_variant(_bytewise, "postgresql")
+
+def _compare_text_bytewise() -> None:
+    """Text compares by its bytes on PostgreSQL (COLLATE "C"), as it does on SQLite:
+    identifiers need no language's rules, the two databases then sort alike, and a b-tree of
+    keys is kept up with memcmp instead of strcoll (about a twentieth of a large load,
+    bench/ingest.py). Migration 0006 made the same change to existing databases."""
+    for table in SQLModel.metadata.tables.values():
+        for column in table.columns:
+            if isinstance(column.type, AutoString):
+                bytewise = sa.String(collation="C")
+            elif isinstance(column.type, sa.Text):
+                bytewise = sa.Text(collation="C")
+            else:
+                continue
+            column.type = column.type.with_variant(bytewise, "postgresql")
+
+
+_compare_text_bytewise()
 
 __all__ = [
     "FEED_TABLES",

@@ -40,8 +40,8 @@ def _text_columns(bind) -> dict[str, list[tuple[str, str]]]:
         sa.text(
             "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) "
             "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-            "WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) "
-            "AND c.relkind = 'r' "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r' "
             "AND c.relname = ANY(:tables) AND a.attnum > 0 AND NOT a.attisdropped "
             "AND a.atttypid IN ('varchar'::regtype, 'text'::regtype) "
             "ORDER BY c.relname, a.attnum"
