@@ -4,6 +4,8 @@ import sqlalchemy as sa
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
+# Each area's tables register with SQLModel's metadata on import; export them below as they come.
+from models import delivery, service, web  # noqa: F401
 from models.feeds import (
     FEED_TABLES,
     Absence,

@@ -17,6 +17,8 @@ DEFAULT_DATABASE_URL = "sqlite:///trauma-tracker.sqlite"
 # How far back exposures are kept and shown: at least the 5-year window the indicators use;
 # a force that wants longer-term trends sets more (TT_HISTORY_YEARS).
 DEFAULT_HISTORY_YEARS = 5.0
+DEFAULT_POLL_SECONDS = 15.0
+DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com/v1.0"
 SHIPPED_RULES = Path(__file__).resolve().parent.parent / "rules"
 
 
@@ -62,6 +64,35 @@ class SqlSourceSettings:
 
 
 @dataclass(frozen=True)
+class DeliverySettings:
+    """How notifications leave (CONTRACT section 4). A channel whose settings are missing is
+    reported by `notify` and its messages stay pending."""
+
+    smtp_url: str | None = field(default=None, repr=False)  # smtp://user:pass@host:port
+    email_from: str | None = None
+    teams_webhook_url: str | None = field(default=None, repr=False)  # holds a signature
+    graph_tenant_id: str | None = None
+    graph_client_id: str | None = None
+    graph_client_secret: str | None = field(default=None, repr=False)
+    graph_sender: str | None = None
+    graph_authority: str | None = None  # override, for a test identity endpoint
+    graph_endpoint: str = DEFAULT_GRAPH_ENDPOINT
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """Sign-in and the web app (CONTRACT sections 4 and 5)."""
+
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    oidc_authority: str | None = None
+    dev_login: bool = False  # the persona picker; refused unless listening on loopback
+    # The force's own support contacts shown beside the national signposts, as
+    # "Label|https://..." entries separated by ";" (TT_SUPPORT_CONTACTS).
+    support_contacts: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     rules_dir: Path = SHIPPED_RULES
@@ -72,6 +103,11 @@ class Settings:
     # Signs the decision log's checkpoints (HMAC-SHA256) and checks their signatures; only the
     # `audit` commands use it.
     audit_key: str | None = field(default=None, repr=False)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    # Drop folders the scheduler takes feed files from, and how often it looks.
+    drop_dirs: tuple[Path, ...] = ()
+    poll_seconds: float = DEFAULT_POLL_SECONDS
 
     @property
     def audit_key_bytes(self) -> bytes | None:
@@ -94,7 +130,78 @@ class Settings:
             sources=load_sources(Path(sources_file), env) if sources_file else (),
             history_years=_history_years(_value(env, "TT_HISTORY_YEARS")),
             audit_key=_audit_key(env),
+            delivery=DeliverySettings(
+                smtp_url=_value(env, "TT_SMTP_URL"),
+                email_from=_value(env, "TT_EMAIL_FROM"),
+                teams_webhook_url=_value(env, "TT_TEAMS_WEBHOOK_URL"),
+                graph_tenant_id=_value(env, "TT_GRAPH_TENANT_ID"),
+                graph_client_id=_value(env, "TT_GRAPH_CLIENT_ID"),
+                graph_client_secret=_value(env, "TT_GRAPH_CLIENT_SECRET"),
+                graph_sender=_value(env, "TT_GRAPH_SENDER"),
+                graph_authority=_value(env, "TT_GRAPH_AUTHORITY"),
+                graph_endpoint=(_value(env, "TT_GRAPH_ENDPOINT") or DEFAULT_GRAPH_ENDPOINT).rstrip(
+                    "/"
+                ),
+            ),
+            web=WebSettings(
+                oidc_client_id=_value(env, "TT_OIDC_CLIENT_ID"),
+                oidc_client_secret=_value(env, "TT_OIDC_CLIENT_SECRET"),
+                oidc_authority=_value(env, "TT_OIDC_AUTHORITY"),
+                dev_login=_boolean(env, "TT_DEV_LOGIN"),
+                support_contacts=_support_contacts(_value(env, "TT_SUPPORT_CONTACTS")),
+            ),
+            drop_dirs=tuple(
+                Path(part.strip())
+                for part in (_value(env, "TT_DROP_DIRS") or "").split(",")
+                if part.strip()
+            ),
+            poll_seconds=_poll_seconds(_value(env, "TT_POLL_SECONDS")),
         )
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _boolean(env: Mapping[str, str], name: str) -> bool:
+    """A strict boolean: 1/true/yes/on or 0/false/no/off; anything else is an error."""
+    text = _value(env, name)
+    if text is None:
+        return False
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE:
+        return False
+    raise SettingsError(f"{name}: expected 1 or 0 (true/false, yes/no, on/off), not {text!r}")
+
+
+def _poll_seconds(text: str | None) -> float:
+    if text is None:
+        return DEFAULT_POLL_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise SettingsError(f"TT_POLL_SECONDS: not a number of seconds: {text!r}") from None
+    if not 1 <= seconds <= 3600:
+        raise SettingsError(f"TT_POLL_SECONDS: {text}; it must be between 1 and 3600 seconds")
+    return seconds
+
+
+def _support_contacts(text: str | None) -> tuple[tuple[str, str], ...]:
+    if text is None:
+        return ()
+    contacts = []
+    for entry in text.split(";"):
+        if not entry.strip():
+            continue
+        label, sep, link = entry.partition("|")
+        if not sep or not label.strip() or not link.strip():
+            raise SettingsError(
+                f"TT_SUPPORT_CONTACTS: {entry.strip()!r} should be 'Label|https://...' "
+                "(entries separated by ';')"
+            )
+        contacts.append((label.strip(), link.strip()))
+    return tuple(contacts)
 
 
 def _audit_key(env: Mapping[str, str]) -> str | None:
