@@ -6,6 +6,7 @@ from sqlmodel.sql.sqltypes import AutoString
 
 # Each area's tables register with SQLModel's metadata on import; export them below as they come.
 from models import delivery, service, web  # noqa: F401
+from models.delivery import ChannelHealth
 from models.feeds import (
     FEED_TABLES,
     Absence,
@@ -67,6 +68,7 @@ __all__ = [
     "AlertFollowUp",
     "AuditCheckpoint",
     "AuditHead",
+    "ChannelHealth",
     "CriteriaVersion",
     "Decision",
     "Deployment",

@@ -162,15 +162,22 @@ class OutboxMessage(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     alert_id: int | None = Field(default=None, index=True)
-    kind: str  # alert | escalation | follow_up
+    kind: str  # alert | escalation | follow_up | conversation_request
     channel: str  # email | teams
     recipient: str  # a staff id or an address
     payload: str = Field(sa_column=Column(Text, nullable=False))
-    status: str = Field(default="pending", index=True)  # pending | claimed | sent | failed
+    # pending | claimed | sent | failed | cancelled (a follow-up no longer needed)
+    status: str = Field(default="pending", index=True)
     due_at: datetime = Field(index=True)
     created_at: datetime
-    attempts: int = 0
+    attempts: int = 0  # counted when claimed, before the send (notifications.outbox)
     claimed_at: datetime | None = None
+    # A claim ends here: a dispatcher that died leaves the row to be claimed again after it.
+    lease_until: datetime | None = None
+    claimed_by: str | None = None  # the claiming dispatch run
+    # The idempotency key of the message this row went out in (Message-ID, the card's id):
+    # kept across attempts, so a copy sent again after a crash can be recognised.
+    message_key: str | None = None
     sent_at: datetime | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text))
 
