@@ -63,6 +63,7 @@ _compare_text_bytewise()
 __all__ = [
     "FEED_TABLES",
     "Absence",
+    "AccessLogEntry",
     "Alert",
     "AlertEvent",
     "AlertFollowUp",
