@@ -40,6 +40,7 @@ from models.scoring import (
     OptOutEvent,
     Snapshot,
 )
+from models.web import AccessLogEntry, ConversationRequest
 
 
 def _compare_text_bytewise() -> None:
@@ -69,6 +70,7 @@ __all__ = [
     "AlertFollowUp",
     "AuditCheckpoint",
     "AuditHead",
+    "ConversationRequest",
     "ChannelHealth",
     "CriteriaVersion",
     "Decision",
