@@ -40,6 +40,7 @@ from models.scoring import (
     OptOutEvent,
     Snapshot,
 )
+from models.service import ServiceRun
 from models.web import AccessLogEntry, ConversationRequest
 
 
@@ -92,6 +93,7 @@ __all__ = [
     "RuleMark",
     "RuleRun",
     "RulesetVersion",
+    "ServiceRun",
     "Snapshot",
     "SourceWatermark",
     "Unit",
