@@ -4,7 +4,12 @@ States go open -> acknowledged -> resolved (or open -> resolved). Recipients are
 the people history at the moment that matters: the supervisor in force on the alert's day
 (London calendar), so a person who moved team last week alerts the new supervisor. A
 supervisor's own alert goes to their own supervisor, never to themselves; with no supervisor
-in force it goes to the escalation recipient (the wellbeing team) rather than nowhere.
+in force it goes to the escalation recipient (the wellbeing team) rather than nowhere, and an
+alert that would reach nobody at all is refused loudly (`NoRecipient`). `self` (where a rule's
+`notify` says so) is the person themself.
+
+Follow-ups are queued when due and marked sent only when their message was sent (by
+engine.delivery); one for an alert resolved as not needed is cancelled, queued or not.
 
 Escalation and follow-ups are jobs the scheduler calls (`escalate_overdue`, `send_follow_ups`);
 each writes outbox rows and alert events in the caller's transaction.
@@ -34,6 +39,9 @@ OUTCOMES = ("support_offered", "referred", "declined", "no_action_needed", "fals
 # who declined, is still asked after again.
 STOPS_FOLLOW_UPS = ("no_action_needed", "false_positive")
 STATUSES = ("open", "acknowledged", "resolved")
+# Recipients resolved from the people history rather than named in routing.yaml.
+ROLES = ("supervisor", "self")
+SELF_CHANNELS = ("email",)  # when routing.yaml does not say how to reach `self`
 
 alerts_t: sa.Table = Alert.__table__
 events_t: sa.Table = AlertEvent.__table__
@@ -44,6 +52,10 @@ people_t: sa.Table = PersonVersion.__table__
 
 class AlertError(Exception):
     """An alert that does not exist, or a change its state does not allow."""
+
+
+class NoRecipient(AlertError):
+    """An alert that would reach nobody: no recipient resolved and no escalation recipient."""
 
 
 def force_day(moment: datetime) -> date:
@@ -104,12 +116,20 @@ def _versions_of(conn: sa.Connection, staff_ids: set[str]) -> list[Any]:
 def recipients_for(
     people: PeopleDirectory, routing: Routing, notify: Iterable[str], staff_id: str, at: datetime
 ) -> list[dict[str, Any]]:
-    """Each recipient as {"name", "to", "channels"}: "to" is a supervisor's staff id, or an
-    address."""
+    """Each recipient as {"name", "to", "channels"}: "to" is a staff id (the supervisor, or
+    the person for `self`), or an address.
+
+    :raise NoRecipient: nobody resolved and routing.yaml names no escalation recipient.
+    """
     day = force_day(at)
     found: list[dict[str, Any]] = []
+    fallback = routing.recipients.get(routing.escalate_to or "")
     for name in notify:
         recipient = routing.recipients.get(name)
+        if name == "self":
+            channels = list(recipient.channels) if recipient else list(SELF_CHANNELS)
+            found.append({"name": name, "to": staff_id, "channels": channels})
+            continue
         if recipient is None:
             log.error("alert for %s names recipient %r, not in routing.yaml", staff_id, name)
             continue
@@ -122,24 +142,31 @@ def recipients_for(
         if boss:
             found.append({"name": name, "to": boss, "channels": list(recipient.channels)})
             continue
-        fallback = routing.recipients.get(routing.escalate_to or "")
         if fallback is None:
             log.error(
                 "no supervisor in force for %s on %s and no escalation recipient", staff_id, day
             )
             continue
-        found.append(
-            {
-                "name": fallback.name,
-                "to": fallback.email or fallback.name,
-                "channels": list(fallback.channels),
-                "instead_of": "supervisor",
-            }
+        found.append({**_as_recipient(fallback), "instead_of": "supervisor"})
+    if not found and fallback is not None:
+        found.append({**_as_recipient(fallback), "instead_of": ", ".join(notify)})
+    if not found:
+        raise NoRecipient(
+            f"an alert for {staff_id} on {day} would reach nobody (notify: {', '.join(notify)}) "
+            "and routing.yaml has no escalate.to: add an escalation recipient"
         )
     unique: dict[str, dict[str, Any]] = {}
     for item in found:
         unique.setdefault(item["to"], item)
     return list(unique.values())
+
+
+def _as_recipient(recipient: Any) -> dict[str, Any]:
+    return {
+        "name": recipient.name,
+        "to": recipient.email or recipient.name,
+        "channels": list(recipient.channels),
+    }
 
 
 def payload(kind: str, alert: Mapping[str, Any], name: str | None, **extra: Any) -> str:
@@ -239,13 +266,49 @@ def resolve(
         events_t.insert(), event_row(alert_id, at, actor, "resolved", outcome=outcome, note=note)
     )
     if outcome in STOPS_FOLLOW_UPS:
-        conn.execute(
-            follow_ups_t.update()
-            .where(follow_ups_t.c.alert_id == alert_id, follow_ups_t.c.status == "pending")
-            .values(status="cancelled", done_at=at)
-        )
+        cancel_follow_ups(conn, alert_id, at)
     # Unchanged figures were skipped while this alert was open; look at them again now.
     marks.recheck(conn, row.staff_id, at)
+
+
+def cancel_follow_ups(conn: sa.Connection, alert_id: int, at: datetime) -> None:
+    """The alert was not needed: its follow-ups, and their messages not yet sent, are off."""
+    conn.execute(
+        follow_ups_t.update()
+        .where(
+            follow_ups_t.c.alert_id == alert_id,
+            follow_ups_t.c.status.in_(("pending", "queued")),
+        )
+        .values(status="cancelled", done_at=at)
+    )
+    conn.execute(
+        outbox_t.update()
+        .where(
+            outbox_t.c.alert_id == alert_id,
+            outbox_t.c.kind == "follow_up",
+            outbox_t.c.status.in_(("pending", "failed")),
+        )
+        .values(status="cancelled", last_error="the alert was resolved as not needed")
+    )
+
+
+def follow_up_sent(conn: sa.Connection, follow_up_id: int, at: datetime) -> None:
+    """A follow-up's message went out (engine.delivery): only now is the follow-up sent."""
+    conn.execute(
+        follow_ups_t.update()
+        .where(follow_ups_t.c.id == follow_up_id, follow_ups_t.c.status == "queued")
+        .values(status="sent", done_at=at)
+    )
+
+
+def follow_up_needed(conn: sa.Connection, alert_id: int | None) -> bool:
+    """False for an alert resolved as not needed (or gone): its follow-ups must not go."""
+    if alert_id is None:
+        return False
+    row = conn.execute(
+        sa.select(alerts_t.c.status, alerts_t.c.outcome).where(alerts_t.c.id == alert_id)
+    ).first()
+    return row is not None and not (row.status == "resolved" and row.outcome in STOPS_FOLLOW_UPS)
 
 
 # --- scheduler jobs --------------------------------------------------------------------------
@@ -288,7 +351,10 @@ def escalate_overdue(conn: sa.Connection, routing: Routing, now: datetime) -> li
 
 
 def send_follow_ups(conn: sa.Connection, routing: Routing, now: datetime) -> list[int]:
-    """Follow-up reminders now due: to the alert's recipients as resolved today."""
+    """Queue the follow-up reminders now due, to the alert's recipients as resolved today.
+
+    A follow-up is `queued` here and `sent` once its message went out; one whose alert was
+    resolved as not needed is cancelled instead. Returns the queued follow-ups' ids."""
     due = conn.execute(
         sa.select(follow_ups_t, alerts_t)
         .join(alerts_t, alerts_t.c.id == follow_ups_t.c.alert_id)
@@ -299,17 +365,20 @@ def send_follow_ups(conn: sa.Connection, routing: Routing, now: datetime) -> lis
     sent = []
     for row in due:
         follow_up_id = row._mapping[follow_ups_t.c.id]
+        alert = {c.name: row._mapping[c] for c in alerts_t.c}
+        if alert["status"] == "resolved" and alert["outcome"] in STOPS_FOLLOW_UPS:
+            cancel_follow_ups(conn, alert["id"], now)
+            continue
         claimed = conn.execute(
             follow_ups_t.update()
             .where(follow_ups_t.c.id == follow_up_id, follow_ups_t.c.status == "pending")
-            .values(status="sent", done_at=now)
+            .values(status="queued")
         ).rowcount
         if not claimed:
             continue
-        alert = {c.name: row._mapping[c] for c in alerts_t.c}
         recipients = recipients_for(people, routing, json.loads(alert["notify"]), row.staff_id, now)
         name = people.name(row.staff_id, force_day(now))
-        body = payload("follow_up", alert, name, follow_up=row.label)
+        body = payload("follow_up", alert, name, follow_up=row.label, follow_up_id=follow_up_id)
         conn.execute(
             outbox_t.insert(), outbox_rows(alert["id"], "follow_up", recipients, body, now)
         )

@@ -465,6 +465,8 @@ from trauma_tracker.cli_rules import alerts, audit, rules  # noqa: E402
 main.add_command(rules)
 main.add_command(alerts)
 main.add_command(audit)
+__import__("trauma_tracker.cli_delivery").cli_delivery.register(main)  # notify, outbox
+__import__("trauma_tracker.cli_service").cli_service.register(main)  # run, scheduler
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,6 +31,9 @@ from engine.rules.schema import RoutingModel, RuleModel, RuleTestModel, problems
 from engine.yamlfile import LinedDocument, Problem, RuleFileError, load
 
 INTERVENTIONS = "interventions"
+# Recipients found in the people history: the supervisor in force, and the person (`self`,
+# reached by email unless routing.yaml gives it channels).
+ROLES = ("supervisor", "self")
 ROUTING_FILE = "routing.yaml"
 DEFAULT_MAX_AGE = "7d"
 
@@ -151,6 +154,7 @@ def load_pack(rules_dir: Path) -> RulePack:
         except RuleFileError as error:
             problems.extend(error.problems)
     problems.extend(_duplicate_ids(rules))
+    problems.extend(_unreachable(rules, routing))
     if problems or routing is None:
         raise RuleFileError(problems)
     return make_pack(rules, routing, str(rules_dir))
@@ -191,6 +195,23 @@ def _duplicate_ids(rules: list[Rule]) -> list[Problem]:
     return problems
 
 
+def _unreachable(rules: list[Rule], routing: Routing | None) -> list[Problem]:
+    """Rules whose alerts could reach nobody: only the supervisor, who may not be in force,
+    and no escalation recipient to take the alert instead."""
+    if routing is None or routing.escalate_to is not None:
+        return []
+    return [
+        Problem(
+            rule.file,
+            rule.line,
+            f"rule {rule.id!r} notifies only the supervisor and routing.yaml has no "
+            "escalate.to: an alert for someone with no supervisor in force would reach nobody",
+        )
+        for rule in rules
+        if set(rule.notify) <= {"supervisor"}
+    ]
+
+
 def routing_from(document: LinedDocument) -> Routing:
     if not isinstance(document.data, dict):
         raise RuleFileError([document.problem((), "routing is a mapping with recipients:")])
@@ -201,7 +222,7 @@ def routing_from(document: LinedDocument) -> Routing:
         raise RuleFileError(problems_from(document, error, known)) from None
     problems = []
     for name, recipient in model.recipients.items():
-        if name != "supervisor" and "email" in recipient.channels and not recipient.email:
+        if name not in ROLES and "email" in recipient.channels and not recipient.email:
             message = f"recipient {name!r} has the email channel but no email address"
             problems.append(document.problem(("recipients", name), message))
     if model.escalate and model.escalate.to not in model.recipients:
@@ -249,7 +270,7 @@ def rule_from(document: LinedDocument, routing: Routing | None) -> Rule:
         problems += [Problem(document.file, p.line, str(p)) for p in error.problems]
     if routing is not None:
         for index, name in enumerate(model.notify):
-            if name not in routing.recipients:
+            if name not in routing.recipients and name != "self":
                 known = ", ".join(routing.recipients)
                 problems.append(
                     document.problem(

@@ -1,0 +1,492 @@
+"""The dispatcher: due outbox rows become messages, sent through the channels' transports.
+
+One `dispatch` run:
+1. gives back rows whose lease ran out (a dispatcher that died);
+2. claims due rows in batches (counting the attempt before anything is sent);
+3. gives back what may not go yet, with its new time: inside quiet hours (Europe/London by
+   default, correct across the clock changes) everything below the `except` severities waits
+   until they end; an alert for a recipient who had an alert message on that channel less
+   than `digest` ago waits for the digest window to close, and then goes with the others;
+4. turns the rest into `notifications.base.Notification`s (the recipient's address and name
+   from the people version in force; absolute links from `base_url`; a recipient's new
+   alerts in one digest), sends each, and records the result straight after that send.
+
+A message's idempotency key is stored on its rows before it is sent, so a copy sent again
+after a crash carries the same key. A permanent Teams failure falls back to email for that
+message. A follow-up whose alert was resolved as not needed is cancelled, not sent; a
+follow-up is marked sent only when its message went out. A channel whose transport is not
+configured is reported, and its rows stay pending.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from engine import alerts as alert_ops
+from engine.rules.pack import Routing
+from models import OutboxMessage, PersonVersion
+from notifications import outbox
+from notifications.base import (
+    ChannelNotConfigured,
+    Item,
+    Notification,
+    Transport,
+    TransportError,
+)
+
+log = logging.getLogger(__name__)
+
+LONDON = ZoneInfo("Europe/London")
+BATCH = 100
+# Stop claiming and give rows back this long before the lease would run out.
+LEASE_MARGIN = timedelta(seconds=60)
+outbox_t: sa.Table = OutboxMessage.__table__
+people_t: sa.Table = PersonVersion.__table__
+
+
+@dataclass
+class DispatchReport:
+    """What one run did. `unconfigured`: channel -> the missing setting; their rows wait."""
+
+    sent: int = 0  # messages sent (a digest is one)
+    failed: int = 0  # rows failed for good in this run
+    deferred: int = 0  # rows held back: quiet hours, digest window, transient failure
+    retrying: int = 0  # of the deferred: transient failures to try again
+    cancelled: int = 0  # follow-ups no longer needed
+    fallbacks: int = 0  # Teams messages moved to email after a permanent failure
+    unconfigured: dict[str, str] = field(default_factory=dict)
+    waiting: dict[str, int] = field(default_factory=dict)  # pending rows per unconfigured channel
+    health: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "failed": self.failed,
+            "deferred": self.deferred,
+            "retrying": self.retrying,
+            "cancelled": self.cancelled,
+            "fallbacks": self.fallbacks,
+            "unconfigured": {
+                channel: {"missing": why, "pending": self.waiting.get(channel, 0)}
+                for channel, why in self.unconfigured.items()
+            },
+            "channels": self.health,
+        }
+
+
+# --- quiet hours and digests -----------------------------------------------------------------
+
+
+def quiet_until(quiet_hours: Mapping[str, Any] | None, now: datetime) -> datetime | None:
+    """The end of the quiet hours `now` falls in (as UTC), or None outside them.
+
+    The window is wall-clock time in its zone, so 20:00-07:00 stays 20:00-07:00 local on
+    the nights the clocks change; a window across midnight ends on the next day.
+    """
+    if not quiet_hours:
+        return None
+    zone = ZoneInfo(quiet_hours.get("timezone", "Europe/London"))
+    start = clock_time.fromisoformat(quiet_hours["from"])
+    end = clock_time.fromisoformat(quiet_hours["to"])
+    local = now.astimezone(zone)
+    today, moment = local.date(), local.time()
+    if start == end:
+        return None
+    if start < end:  # e.g. 01:00-06:00, inside one day
+        inside, end_day = start <= moment < end, today
+    else:  # across midnight
+        inside = moment >= start or moment < end
+        end_day = today + timedelta(days=1) if moment >= start else today
+    if not inside:
+        return None
+    return datetime.combine(end_day, end, tzinfo=zone).astimezone(UTC)
+
+
+def _severity(payload: Mapping[str, Any]) -> str:
+    return str(payload.get("severity") or "low")
+
+
+def last_alert_sends(conn: sa.Connection, since: datetime) -> dict[tuple[str, str], datetime]:
+    """When each (recipient, channel) last had an alert message sent, since `since`."""
+    query = (
+        sa.select(outbox_t.c.recipient, outbox_t.c.channel, sa.func.max(outbox_t.c.sent_at))
+        .where(
+            outbox_t.c.kind == "alert",
+            outbox_t.c.status == "sent",
+            outbox_t.c.sent_at > since,
+        )
+        .group_by(outbox_t.c.recipient, outbox_t.c.channel)
+    )
+    return {(recipient, channel): at for recipient, channel, at in conn.execute(query)}
+
+
+@dataclass
+class _Hold:
+    """What keeps a row back at `now`: the end of quiet hours, a digest window still open."""
+
+    routing: Routing
+    now: datetime
+    last_sends: dict[tuple[str, str], datetime]
+
+    def __post_init__(self) -> None:
+        self.quiet_end = quiet_until(self.routing.quiet_hours, self.now)
+        self.loud = set((self.routing.quiet_hours or {}).get("except", ()))
+
+    def until(self, row: outbox.Claimed) -> datetime | None:
+        if self.quiet_end is not None and _severity(row.payload) not in self.loud:
+            return self.quiet_end
+        digest = self.routing.digest
+        if digest and row.kind == "alert":
+            previous = self.last_sends.get((row.recipient, row.channel))
+            if previous is not None and previous + digest > self.now:
+                return previous + digest
+        return None
+
+    def sent(self, message: _Message) -> None:
+        if message.rows[0].kind == "alert":
+            first = message.rows[0]
+            self.last_sends[(first.recipient, first.channel)] = self.now
+
+
+# --- recipients ------------------------------------------------------------------------------
+
+
+class _Addresses:
+    """Staff ids -> (email, display name) from the people version in force on a day."""
+
+    def __init__(self, conn: sa.Connection, staff_ids: Iterable[str], day: date):
+        ids = sorted(set(staff_ids))
+        versions: dict[str, list[Any]] = {}
+        columns = (people_t.c.staff_id, people_t.c.valid_from, people_t.c.email)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            query = sa.select(*columns, people_t.c.display_name).where(
+                people_t.c.staff_id.in_(chunk)
+            )
+            for row in conn.execute(query.order_by(people_t.c.staff_id, people_t.c.valid_from)):
+                versions.setdefault(row.staff_id, []).append(row)
+        self._versions = versions
+        self._day = day
+
+    def of(self, staff_id: str) -> tuple[str | None, str | None]:
+        found = self._versions.get(staff_id)
+        if not found:
+            return None, None
+        index = bisect.bisect_right([v.valid_from for v in found], self._day)
+        version = found[index - 1] if index else found[0]  # not yet in force: the first
+        return version.email, version.display_name
+
+
+def _is_address(recipient: str) -> bool:
+    return "@" in recipient
+
+
+def _routing_name(routing: Routing, address: str) -> str | None:
+    for name, recipient in routing.recipients.items():
+        if recipient.email == address:
+            return name.replace("_", " ").capitalize()
+    return None
+
+
+# --- planning one batch ----------------------------------------------------------------------
+
+
+@dataclass
+class _Message:
+    notification: Notification
+    rows: list[outbox.Claimed]
+
+
+def _link(base_url: str, path: str) -> str:
+    return base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def _item(row: outbox.Claimed, base_url: str) -> Item:
+    body = row.payload
+    return Item(
+        alert_id=int(body.get("alert_id") or 0),
+        person_name=str(body.get("name") or body.get("staff_id") or "a colleague"),
+        title=str(body.get("title") or ""),
+        severity=_severity(body),
+        link=_link(base_url, str(body.get("link") or "/")),
+    )
+
+
+def _groups(rows: list[outbox.Claimed], digest: bool) -> list[list[outbox.Claimed]]:
+    """Rows that go as one message: a key kept from an earlier attempt holds its rows
+    together; with digests on, a recipient's new alerts on a channel go together."""
+    groups: dict[tuple, list[outbox.Claimed]] = {}
+    for row in rows:
+        if row.message_key:
+            key: tuple = ("key", row.message_key)
+        elif digest and row.kind == "alert":
+            key = ("digest", row.channel, row.recipient)
+        else:
+            key = ("row", row.id)
+        groups.setdefault(key, []).append(row)
+    return list(groups.values())
+
+
+def _plan(
+    conn: sa.Connection,
+    claimed: list[outbox.Claimed],
+    routing: Routing,
+    base_url: str,
+    now: datetime,
+    token: str,
+    report: DispatchReport,
+    hold: _Hold,
+) -> list[_Message]:
+    """Messages for a claimed batch (their keys stored); rows that can't go yet are given
+    back with their new time, and rows that must not go are settled."""
+    live = []
+    later: dict[datetime, list[int]] = {}
+    for row in claimed:
+        if row.kind == "follow_up" and not alert_ops.follow_up_needed(conn, row.alert_id):
+            outbox.mark_cancelled(
+                conn, [row.id], token, now, "the alert was resolved as not needed"
+            )
+            report.cancelled += 1
+        elif (until := hold.until(row)) is not None:
+            later.setdefault(until, []).append(row.id)
+        else:
+            live.append(row)
+    for until, ids in later.items():
+        report.deferred += outbox.postpone(conn, ids, token, until)
+    staff = [r.recipient for r in live if not _is_address(r.recipient)]
+    addresses = _Addresses(conn, staff, now.astimezone(LONDON).date())
+    messages, keys = [], {}
+    for group in _groups(live, routing.digest is not None):
+        first = group[0]
+        if _is_address(first.recipient):
+            address, name = first.recipient, _routing_name(routing, first.recipient)
+        else:
+            address, name = addresses.of(first.recipient)
+        if not address:
+            error = (
+                f"no email address for staff id {first.recipient} in the people feed: "
+                "add it to the person's record (email column), then `outbox retry` this row"
+            )
+            outbox.mark_failed(conn, [r.id for r in group], token, now, error)
+            log.error("outbox %s: %s", ", ".join(str(r.id) for r in group), error)
+            report.failed += len(group)
+            continue
+        items = tuple(_item(row, base_url) for row in group)
+        kind = "digest" if len(group) > 1 else first.kind
+        key = first.message_key or f"tt-{kind}-{min(r.id for r in group)}"
+        follow_up = first.payload.get("follow_up") if first.kind == "follow_up" else None
+        notification = Notification(
+            key=key,
+            kind=kind,
+            channel=first.channel,
+            address=address,
+            recipient_name=name,
+            items=items,
+            follow_up=follow_up,
+        )
+        keys.update({row.id: key for row in group})
+        messages.append(_Message(notification, group))
+    outbox.set_keys(conn, keys)
+    return messages
+
+
+# --- recording results -----------------------------------------------------------------------
+
+
+def _fallback_to_email(conn: sa.Connection, rows: list[outbox.Claimed], now: datetime) -> int:
+    """Email rows for Teams rows that failed for good, unless the recipient already gets the
+    same message by email."""
+    made = 0
+    for row in rows:
+        payload = json.dumps(row.payload, sort_keys=True)
+        twin = conn.execute(
+            sa.select(outbox_t.c.id).where(
+                outbox_t.c.channel == "email",
+                outbox_t.c.recipient == row.recipient,
+                outbox_t.c.kind == row.kind,
+                outbox_t.c.payload == payload,
+            )
+        ).first()
+        if twin is not None:
+            continue
+        conn.execute(
+            outbox_t.insert().values(
+                alert_id=row.alert_id,
+                kind=row.kind,
+                channel="email",
+                recipient=row.recipient,
+                payload=payload,
+                status="pending",
+                due_at=now,
+                created_at=now,
+                attempts=0,
+            )
+        )
+        made += 1
+    return made
+
+
+def _record(
+    conn: sa.Connection,
+    message: _Message,
+    error: TransportError | None,
+    now: datetime,
+    token: str,
+    report: DispatchReport,
+    rng: random.Random,
+) -> None:
+    ids = [row.id for row in message.rows]
+    channel = message.notification.channel
+    if error is None:
+        outbox.mark_sent(conn, ids, token, now)
+        outbox.record_health(conn, channel, now, ok=True)
+        report.sent += 1
+        for row in message.rows:
+            if row.kind == "follow_up" and row.payload.get("follow_up_id"):
+                alert_ops.follow_up_sent(conn, int(row.payload["follow_up_id"]), now)
+        return
+    text = f"{channel}: {error.message}"
+    if error.permanent:
+        fell_back = channel == "teams" and _fallback_to_email(conn, message.rows, now)
+        if fell_back:
+            text += f" (sent by email instead: {fell_back} new email message(s))"
+            report.fallbacks += fell_back
+        outbox.mark_failed(conn, ids, token, now, text)
+        outbox.record_health(conn, channel, now, ok=False, error=error.message)
+        report.failed += len(ids)
+        log.error("outbox %s failed for good: %s", ids, text)
+        return
+    status = outbox.retry_later(
+        conn, message.rows, token, now, text, retry_after=error.retry_after, rng=rng
+    )
+    if status == "failed":
+        report.failed += len(ids)
+        log.error("outbox %s failed after its last attempt: %s", ids, text)
+    else:
+        report.deferred += len(ids)
+        report.retrying += len(ids)
+        log.warning("outbox %s will be tried again: %s", ids, text)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def dispatch(
+    engine: sa.Engine,
+    transports: Mapping[str, Transport | ChannelNotConfigured],
+    *,
+    routing: Routing,
+    base_url: str,
+    now: datetime | None = None,
+    limit: int | None = None,
+    batch: int = BATCH,
+    lease: timedelta = outbox.LEASE,
+    rng: random.Random | None = None,
+    after_send: Callable[[Notification], None] | None = None,
+) -> DispatchReport:
+    """Send what is due in the outbox once, through `transports` (channel -> Transport, or
+    ChannelNotConfigured saying what is missing: that channel's rows stay pending).
+
+    `now` is the run's clock (default: the current time); `limit` caps the rows claimed.
+    `after_send` is called after each send and before its result is recorded (a seam for
+    the crash tests).
+    """
+    now = now or datetime.now(UTC)
+    rng = rng or random.Random()
+    token = uuid.uuid4().hex
+    report = DispatchReport()
+    ready: dict[str, Transport] = {}
+    for channel, transport in transports.items():
+        if isinstance(transport, ChannelNotConfigured):
+            report.unconfigured[channel] = str(transport)
+        else:
+            ready[channel] = transport
+    with engine.begin() as conn:
+        released = outbox.release_expired(conn, now)
+        if released:
+            log.warning(
+                "%d outbox rows claimed by a dispatcher that stopped are due again", released
+            )
+        sends = last_alert_sends(conn, now - routing.digest) if routing.digest else {}
+    hold = _Hold(routing, now, sends)
+    started = time.monotonic()
+    claimed_total = 0
+    with ExitStack() as stack:
+        sessions: dict[str, Transport] = {}
+
+        def session(channel: str) -> Transport:
+            if channel not in sessions:
+                sessions[channel] = stack.enter_context(ready[channel].session())
+            return sessions[channel]
+
+        while ready and (limit is None or claimed_total < limit):
+            size = batch if limit is None else min(batch, limit - claimed_total)
+            with engine.begin() as conn:
+                claimed = outbox.claim(
+                    conn, now, channels=ready, token=token, limit=size, lease=lease
+                )
+                messages = _plan(conn, claimed, routing, base_url, now, token, report, hold)
+            if not claimed:
+                break
+            claimed_total += len(claimed)
+            for index, message in enumerate(messages):
+                if timedelta(seconds=time.monotonic() - started) > lease - LEASE_MARGIN:
+                    rest = [row.id for m in messages[index:] for row in m.rows]
+                    with engine.begin() as conn:
+                        outbox.release(conn, rest, token)
+                    log.warning(
+                        "dispatch stopped before its lease ran out; %d rows wait", len(rest)
+                    )
+                    return _finish(engine, report, transports)
+                error = None
+                try:
+                    session(message.notification.channel).send(message.notification)
+                except TransportError as failure:
+                    error = failure
+                if after_send is not None:
+                    after_send(message.notification)
+                with engine.begin() as conn:
+                    _record(conn, message, error, now, token, report, rng)
+                if error is None:
+                    hold.sent(message)
+    return _finish(engine, report, transports)
+
+
+def _finish(
+    engine: sa.Engine,
+    report: DispatchReport,
+    transports: Mapping[str, Transport | ChannelNotConfigured],
+) -> DispatchReport:
+    with engine.connect() as conn:
+        report.health = outbox.health(conn)
+        per_channel = outbox.counts(conn)
+    for channel in report.unconfigured:
+        report.waiting[channel] = per_channel.get(channel, {}).get("pending", 0)
+    # A channel rows name that has no transport at all is as good as unconfigured.
+    for channel, statuses in per_channel.items():
+        if channel not in transports and statuses.get("pending"):
+            report.unconfigured[channel] = f"no transport for channel {channel!r}"
+            report.waiting[channel] = statuses["pending"]
+    for channel, why in report.unconfigured.items():
+        if report.waiting.get(channel):
+            log.warning(
+                "%d %s messages wait: the channel is not configured (%s)",
+                report.waiting[channel],
+                channel,
+                why,
+            )
+    return report
