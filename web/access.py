@@ -1,0 +1,151 @@
+"""Who may see and do what: the one authorisation layer of the pages and the API.
+
+Each check is `check(user, **view_args)` -> bool, for `web.auth.allowed(check)`; a view's URL
+variables are passed by name (`staff_id`, `alert_id`), so a route's variable must be named so.
+Views call the same functions again when they need the answer in the body.
+
+- The person: their own record always (no reason asked, nothing logged).
+- Another person's record (`may_view_person`): the person's supervisor in force today
+  (directly or down the chain, engine.team), wellbeing, or an auditor; never an opted-out
+  person (they appear only as a count), and the answer for a staff id nobody has is the same
+  as for one the user may not see.
+- The team page (`may_see_team`): someone who supervises anyone today.
+- Alerts: wellbeing sees and acts on every alert; anyone else sees and acts on the alerts
+  sent to them (`recipients_of`), whether or not the person is still on their team.
+- The alert list (`may_list_alerts`): wellbeing, a supervisor, or anyone alerts were sent to.
+
+Answers are worked out once per request (flask.g), as the navigation, the decorator and the
+view often ask the same thing.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from flask import g
+
+from engine import team
+from engine.alert_view import alert_row, recipients_of
+from engine.personal import is_opted_out
+from engine.sqltime import local_date
+from models import Alert
+from web import db
+
+VIEWER_ROLES = ("wellbeing", "auditor")  # may view anyone's record, with a reason
+
+
+def _today() -> date:
+    return local_date(db.now())
+
+
+def _cached(key: tuple, compute) -> Any:
+    cache = g.setdefault("tt_access", {})
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
+
+
+def is_supervisor(user, **_: Any) -> bool:
+    """Whether the user supervises anyone in post today (people feed, not a role)."""
+
+    def compute() -> bool:
+        with db.engine().connect() as conn:
+            return team.is_supervisor(conn, user.staff_id, _today())
+
+    return _cached(("is_supervisor", user.staff_id), compute)
+
+
+may_see_team = is_supervisor
+
+
+def supervises(user, staff_id: str) -> bool:
+    """Whether the user is `staff_id`'s supervisor in force today, directly or down the chain."""
+
+    def compute() -> bool:
+        with db.engine().connect() as conn:
+            return team.supervises(conn, user.staff_id, staff_id, _today())
+
+    return _cached(("supervises", user.staff_id, staff_id), compute)
+
+
+def _opted_out(staff_id: str) -> bool:
+    def compute() -> bool:
+        with db.engine().connect() as conn:
+            return is_opted_out(conn, staff_id)
+
+    return _cached(("opted_out", staff_id), compute)
+
+
+def _known(staff_id: str) -> bool:
+    def compute() -> bool:
+        with db.engine().connect() as conn:
+            return team.version_on(conn, staff_id, date.max) is not None
+
+    return _cached(("known", staff_id), compute)
+
+
+def is_self(user, staff_id: str, **_: Any) -> bool:
+    return user.staff_id == staff_id
+
+
+def may_view_person(user, staff_id: str, **_: Any) -> bool:
+    """The person themselves, or (for someone known and not opted out) their supervisor in
+    force, wellbeing or an auditor. Anyone but the person must give a reason (needs_reason)."""
+    if user.staff_id == staff_id:
+        return True
+    if not _known(staff_id) or _opted_out(staff_id):
+        return False
+    return any(user.has(role) for role in VIEWER_ROLES) or supervises(user, staff_id)
+
+
+def needs_reason(user, staff_id: str) -> bool:
+    """Viewing this record writes an access-log entry, so a reason must be given first."""
+    return user.staff_id != staff_id
+
+
+def _alert(alert_id: int) -> Any | None:
+    def compute():
+        with db.engine().connect() as conn:
+            return alert_row(conn, alert_id)
+
+    return _cached(("alert", alert_id), compute)
+
+
+def may_see_alert(user, alert_id: int, **_: Any) -> bool:
+    """Wellbeing, or a recipient of the alert; False for an alert that does not exist."""
+    if user.has("wellbeing"):
+        return True  # every alert there is; the view answers 404 for one that is not
+    row = _alert(alert_id)
+    return row is not None and user.staff_id in recipients_of(row)
+
+
+def may_act_on_alert(user, alert_id: int, **_: Any) -> bool:
+    """Acknowledge or resolve: a recipient of the alert, or wellbeing (CONTRACT section 5)."""
+    return may_see_alert(user, alert_id)
+
+
+def _received_alerts(user) -> bool:
+    def compute() -> bool:
+        alerts = Alert.__table__
+        escaped = user.staff_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = (
+            sa.select(alerts.c.id, alerts.c.recipients)
+            .where(alerts.c.recipients.like(f'%"{escaped}"%', escape="\\"))
+            .limit(50)
+        )
+        with db.engine().connect() as conn:
+            return any(user.staff_id in recipients_of(row) for row in conn.execute(query))
+
+    return _cached(("received_alerts", user.staff_id), compute)
+
+
+def may_list_alerts(user, **_: Any) -> bool:
+    """Wellbeing (every alert), a supervisor, or anyone alerts were sent to (theirs only)."""
+    return user.has("wellbeing") or is_supervisor(user) or _received_alerts(user)
+
+
+def sees_every_alert(user) -> bool:
+    """Wellbeing works the whole queue; everyone else sees the alerts sent to them."""
+    return user.has("wellbeing")
