@@ -1,0 +1,250 @@
+"""Fixtures for the web app: a small force with named people, the app, and signing in as them.
+
+`web_force` is stored through the real ingest path (tests/forcedata.py) on each database and
+evaluated with the shipped intervention rules at the real current time, so the pages' "last
+7 days" and "today" mean what they say. Personas read like sentences in tests:
+`sign_in_as(client, "supervisor")`.
+
+The force (staff ids):
+- P100 officer, supervised by P200: three serious exposures in 30 days (a cluster alert to
+  P200), older ones back over four years, cancelled rest days and a sickness spell.
+- P101 on the same team: a tier-3 exposure two days ago (a TRiM alert to P200 and wellbeing).
+- P102 on the same team, opted out: only counted on the team page.
+- P200 supervisor of P100, P101, P102, and (since yesterday) P401.
+- P300 other supervisor, of P301 on another team.
+- P400 previous supervisor: P401 moved from P400's team to P200's yesterday.
+- P500 wellbeing, P600 auditor, P700 leader, P800 admin (roles come with the sign-in).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from engine.optout import opt_out
+from engine.sqltime import local_date
+from tests.forcedata import (
+    Force,
+    absence,
+    deployment,
+    incident,
+    person,
+    rest_day,
+    write_rules,
+)
+from trauma_tracker.settings import Settings, WebSettings
+
+# persona -> (staff id, roles held at sign-in); "anonymous" signs in as nobody.
+PERSONAS: dict[str, tuple[str | None, tuple[str, ...]]] = {
+    "officer": ("P100", ()),
+    "supervisor": ("P200", ()),
+    "other_supervisor": ("P300", ()),
+    "previous_supervisor": ("P400", ()),
+    "wellbeing": ("P500", ("wellbeing",)),
+    "auditor": ("P600", ("auditor",)),
+    "leader": ("P700", ("leader",)),
+    "admin": ("P800", ("admin",)),
+    "anonymous": (None, ()),
+}
+SUPPORT_CONTACTS = (("Force welfare line", "https://welfare.force.example/"),)
+SECRET_KEY = "web-tests-secret-key-not-for-use-anywhere-else"
+
+
+@dataclass
+class WebForce:
+    """The stored force and what the tests need to find in it."""
+
+    force: Force
+    url: str
+    rules_dir: Path
+    now: datetime
+    personas: dict[str, tuple[str | None, tuple[str, ...]]] = field(default_factory=dict)
+    alerts: dict[str, int] = field(default_factory=dict)  # staff id -> their open alert's id
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self.force.engine
+
+    def staff_id(self, persona: str) -> str | None:
+        return self.personas[persona][0]
+
+    def settings(self, **web) -> Settings:
+        return Settings(
+            database_url=self.url,
+            rules_dir=self.rules_dir,
+            secret_key=SECRET_KEY,
+            web=WebSettings(
+                dev_login=web.pop("dev_login", True), support_contacts=SUPPORT_CONTACTS, **web
+            ),
+        )
+
+
+def _z(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def build_web_force(url: str, rules_dir: Path, now: datetime | None = None) -> WebForce:
+    """Ingest and evaluate the force described in this module's docstring at `now`."""
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    today = local_date(now)
+    yesterday = (today - timedelta(days=1)).isoformat()
+    force = Force(url)
+
+    def ago(days: float) -> str:
+        return _z(now - timedelta(days=days))
+
+    def exposure(
+        urn: str, staff_id: str, days: float, code: str, qualifiers: str = "", role="attending"
+    ):
+        return incident(urn, ago(days), code, qualifiers), deployment(
+            urn, staff_id, role, ago(days)
+        )
+
+    units = [
+        ("units", {"unit_id": "F", "parent_id": None, "level": "force", "name": "Force"}),
+        ("units", {"unit_id": "T1", "parent_id": "F", "level": "team", "name": "Response 1"}),
+        ("units", {"unit_id": "T2", "parent_id": "F", "level": "team", "name": "Response 2"}),
+        ("units", {"unit_id": "T3", "parent_id": "F", "level": "team", "name": "CID"}),
+    ]
+    force.add(
+        *units,
+        person(
+            "P100", display_name="Alex Officer", supervisor_id="P200", service_start="2019-03-01"
+        ),
+        person("P101", display_name="Bea Constable", supervisor_id="P200"),
+        person("P102", display_name="Cal Optedout", supervisor_id="P200"),
+        person("P200", display_name="Sam Sergeant", rank_or_grade="Sergeant", supervisor_id="P210"),
+        person("P210", display_name="Ira Inspector", rank_or_grade="Inspector"),
+        person("P300", display_name="Robin Other", rank_or_grade="Sergeant", unit_id="T2"),
+        person("P301", display_name="Jo Elsewhere", unit_id="T2", supervisor_id="P300"),
+        person("P400", display_name="Chris Previous", rank_or_grade="Sergeant", unit_id="T3"),
+        person("P401", display_name="Dana Mover", unit_id="T3", supervisor_id="P400"),
+        person("P401", display_name="Dana Mover", supervisor_id="P200", valid_from=yesterday),
+        person("P500", display_name="Wren Wellbeing", staff_type="staff", role_group="wellbeing"),
+        person("P600", display_name="Ari Auditor", staff_type="staff", role_group="audit"),
+        person("P700", display_name="Lee Leader", rank_or_grade="Superintendent"),
+        person("P800", display_name="Ash Admin", staff_type="staff", role_group="it"),
+    )
+    force.add(
+        *exposure("INC-1", "P100", 2, "SUICIDE"),
+        *exposure("INC-2", "P100", 10, "SUICIDE"),
+        *exposure("INC-3", "P100", 20, "SUICIDE", role="first_on_scene"),
+        *exposure("INC-4", "P100", 45, "SUDDEN_DEATH"),
+        *exposure("INC-5", "P100", 130, "SUDDEN_DEATH"),
+        *exposure("INC-6", "P100", 300, "SUDDEN_DEATH", "CHILD"),
+        *exposure("INC-7", "P100", 700, "SUDDEN_DEATH"),
+        *exposure("INC-8", "P100", 1500, "SUICIDE"),
+        *exposure("INC-9", "P101", 2, "SUDDEN_DEATH", "CHILD", role="first_on_scene"),
+        *exposure("INC-10", "P102", 3, "SUICIDE"),
+        *exposure("INC-11", "P401", 5, "SUICIDE"),
+        *exposure("INC-12", "P301", 4, "SUICIDE"),
+        rest_day("P100", (today - timedelta(days=6)).isoformat(), ago(20)[:10]),
+        rest_day("P100", (today - timedelta(days=30)).isoformat(), ago(33)[:10]),
+        absence(
+            "P100",
+            (today - timedelta(days=60)).isoformat(),
+            (today - timedelta(days=57)).isoformat(),
+        ),
+    )
+    force.evaluate(now, rules_dir=rules_dir)
+    opt_out(force.engine, "P102", actor="P102", channel="web", clock=lambda: now)
+    with force.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT id, staff_id FROM alerts WHERE status = 'open' ORDER BY id")
+        ).all()
+    return WebForce(
+        force=force,
+        url=url,
+        rules_dir=rules_dir,
+        now=now,
+        personas=dict(PERSONAS),
+        alerts={row.staff_id: row.id for row in rows},
+    )
+
+
+@pytest.fixture
+def web_rules(tmp_path) -> Path:
+    """The test criteria beside the shipped intervention rules and routing."""
+    return write_rules(tmp_path / "rules")
+
+
+@pytest.fixture
+def web_force(database_url, web_rules):
+    """The named force (module docstring) on each database, evaluated now."""
+    built = build_web_force(database_url, web_rules)
+    yield built
+    built.force.close()
+
+
+@pytest.fixture
+def app(web_force):
+    """The app on `web_force`'s database, with the persona picker on (TT_DEV_LOGIN)."""
+    from web import create_app
+
+    app = create_app(web_force.settings(), testing=True)
+    yield app
+    app.extensions["tt"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+CSRF_FIELD = re.compile(
+    r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"'
+)
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token of the first form on a page."""
+    found = CSRF_FIELD.search(html)
+    assert found, "no csrf_token field on the page"
+    return found.group(1) or found.group(2)
+
+
+def sign_in(client, staff_id: str, roles: tuple[str, ...] | list[str] = ()):
+    """Sign in through the persona picker, as a person would (the form and its CSRF token)."""
+    page = client.get("/dev/login")
+    assert page.status_code == 200, page.status_code
+    response = client.post(
+        "/dev/login",
+        data={
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+            "other_staff_id": staff_id,
+            "roles": list(roles),
+        },
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+    return response
+
+
+@pytest.fixture
+def sign_in_as():
+    """`sign_in_as(client, persona)`: signs the client in as a named persona (or, for
+    "anonymous", leaves it signed out); returns the persona's staff id."""
+
+    def do(client, persona: str) -> str | None:
+        staff_id, roles = PERSONAS[persona]
+        if staff_id is None:
+            client.delete_cookie("tt_session")
+            return None
+        sign_in(client, staff_id, roles)
+        return staff_id
+
+    return do
+
+
+def bearer_for(client, persona: str) -> dict[str, str]:
+    """Headers for an API call as `persona` with a /dev/token bearer token."""
+    staff_id, roles = PERSONAS[persona]
+    if staff_id is None:
+        return {}
+    response = client.post("/dev/token", json={"staff_id": staff_id, "roles": list(roles)})
+    assert response.status_code == 200, response.get_json()
+    return {"Authorization": f"Bearer {response.get_json()['access_token']}"}

@@ -1,0 +1,85 @@
+"""The app's handles on the database and the rule files, for views and policy functions.
+
+The engine lives in `app.extensions["tt"]`; criteria and routing are read from the rules
+folder when asked (a parsed copy is reused while the files are unchanged), so a steering-group
+edit shows without a restart and no worker holds state another lacks.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from engine.criteria import Criteria, load_criteria
+from engine.rules.active import last_good
+from engine.rules.pack import Routing, RulePack, load_pack, rule_files
+from engine.yamlfile import RuleFileError
+from trauma_tracker.settings import Settings
+
+_parsed: dict[tuple, Any] = {}  # a cache of parsed files by (kind, folder, mtimes): no state
+
+
+def engine() -> sa.Engine:
+    """The SQLAlchemy engine of the running app."""
+    return current_app.extensions["tt"]
+
+
+def settings() -> Settings:
+    """The Settings the app was made with."""
+    return current_app.extensions["tt_settings"]
+
+
+def now() -> datetime:
+    """The current time (UTC); tests of fixed moments set app.config["TT_CLOCK"]."""
+    clock = current_app.config.get("TT_CLOCK")
+    return clock() if clock else datetime.now(UTC)
+
+
+def _stamp(paths: list[Path]) -> tuple:
+    return tuple((str(p), p.stat().st_mtime_ns) for p in paths if p.exists())
+
+
+def _forget(kind: str) -> None:
+    for key in [k for k in _parsed if k[0] == kind]:
+        del _parsed[key]
+
+
+def criteria() -> Criteria:
+    """The criteria file's categories and weights. :raise RuleFileError: the file is broken."""
+    folder = settings().rules_dir
+    key = ("criteria", _stamp([folder / "criteria.yaml"]))
+    if key not in _parsed:
+        _forget("criteria")
+        _parsed[key] = load_criteria(folder)[0]
+    return _parsed[key]
+
+
+def rule_pack() -> RulePack:
+    """The intervention rules and routing in force: the files when valid, else the last good
+    stored pack. :raise RuleFileError: the files are broken and nothing good was stored."""
+    folder = settings().rules_dir
+    try:
+        key = ("pack", _stamp([folder / "routing.yaml", *rule_files(folder)]))
+    except OSError:
+        key = ("pack", str(folder), "unreadable")
+    if key not in _parsed:
+        try:
+            pack = load_pack(folder)
+            _forget("pack")
+            _parsed[key] = pack
+        except RuleFileError:
+            with engine().connect() as conn:
+                fallback = last_good(conn)
+            if fallback is None:
+                raise
+            return fallback  # not cached: the files may be fixed at any moment
+    return _parsed[key]
+
+
+def routing() -> Routing:
+    """Who hears about alerts (routing.yaml), for escalation times and conversation requests."""
+    return rule_pack().routing

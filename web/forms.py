@@ -1,0 +1,124 @@
+"""The app's forms (Flask-WTF: each carries a CSRF token). Templates render them as GOV.UK
+Frontend components through templates/macros/fields.html, which ties every error message to
+its field and lists it in the error summary at the top of the page."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import RadioField, SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from engine.alerts import OUTCOMES
+
+NOTE_LIMIT = 500
+
+# What a viewer may give as the reason for opening someone's record (CONTRACT section 5).
+REASONS = (
+    ("welfare_conversation", "A welfare conversation with them"),
+    ("alert_review", "Reviewing an alert about them"),
+    ("audit", "An audit"),
+    ("other", "Something else (say what below)"),
+)
+REASON_LABELS = dict(REASONS)
+
+OUTCOME_LABELS = {
+    "support_offered": "Support offered",
+    "referred": "Referred (Occupational Health, TRiM or other support)",
+    "declined": "They declined support",
+    "no_action_needed": "No action needed",
+    "false_positive": "The alert was wrong (false positive)",
+}
+assert set(OUTCOME_LABELS) == set(OUTCOMES)
+
+ROLE_LABELS = {
+    "wellbeing": "Wellbeing team",
+    "steering": "Trauma Steering Group",
+    "leader": "Senior leader",
+    "auditor": "Auditor",
+    "admin": "Administrator",
+}
+
+
+def _strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class DevLoginForm(FlaskForm):
+    # Checked against the people feed by the view, so a typed id and a chosen one are alike.
+    staff_id = RadioField(
+        "Who are you signing in as?", validators=[Optional()], choices=[], validate_choice=False
+    )
+    other_staff_id = StringField(
+        "Or type a staff id", validators=[Optional(), Length(max=40)], filters=[_strip]
+    )
+    roles = MultiCheckboxField(
+        "Roles to hold (leave all unticked for an officer or supervisor)",
+        choices=list(ROLE_LABELS.items()),
+        validate_choice=True,
+    )
+
+    def validate_other_staff_id(self, field) -> None:
+        if not field.data and not self.staff_id.data:
+            raise ValidationError("Choose a person, or type a staff id")
+
+    def chosen_staff_id(self) -> str:
+        return self.other_staff_id.data or self.staff_id.data
+
+
+class ReasonForm(FlaskForm):
+    """Why are you opening this person's record? Asked before it is shown, every time."""
+
+    reason = RadioField(
+        "Why are you looking at this record?",
+        choices=list(REASONS),
+        validators=[InputRequired(message="Choose why you are looking at this record")],
+    )
+    note = TextAreaField(
+        "Note",
+        description="Required when the reason is something else. The person can read this.",
+        validators=[Optional(), Length(max=NOTE_LIMIT)],
+        filters=[_strip],
+    )
+
+    def validate_note(self, field) -> None:
+        if self.reason.data == "other" and not field.data:
+            raise ValidationError("Say why you are looking at this record")
+
+
+class AcknowledgeForm(FlaskForm):
+    """Acknowledging says 'I have seen this and will speak to them'."""
+
+
+class ResolveForm(FlaskForm):
+    outcome = RadioField(
+        "What was the outcome?",
+        choices=list(OUTCOME_LABELS.items()),
+        validators=[InputRequired(message="Choose the outcome of the conversation")],
+    )
+    note = TextAreaField(
+        "Note (optional)",
+        description="Keep it short. Do not record health details or incident details.",
+        validators=[Optional(), Length(max=NOTE_LIMIT)],
+        filters=[_strip],
+    )
+
+
+class ConfirmForm(FlaskForm):
+    """A confirmation step: the button is the whole form (opt out, opt back in)."""
+
+
+class ConversationForm(FlaskForm):
+    to = RadioField(
+        "Who would you like to talk to?",
+        choices=[
+            ("supervisor", "My supervisor"),
+            ("wellbeing", "The wellbeing team"),
+        ],
+        validators=[DataRequired(message="Choose who you would like to talk to")],
+    )

@@ -1,0 +1,48 @@
+"""Health checks (CONTRACT section 3): /healthz while the process is up; /readyz when the
+database answers and a valid ruleset loads, else 503 saying which."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, jsonify
+
+from engine.yamlfile import RuleFileError
+from web import db
+from web.auth import public
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+@public("liveness probe")
+def healthz():
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+@public("readiness probe")
+def readyz():
+    """{"status", "checks": {"database", "criteria", "ruleset"}}: each "ok" or what is wrong
+    (no connection details or file contents beyond the file and line)."""
+    checks: dict[str, str] = {}
+    try:
+        with db.engine().connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        checks["database"] = "ok"
+    except sa.exc.SQLAlchemyError as error:
+        checks["database"] = f"not answering: {type(error.orig or error).__name__}"
+    try:
+        db.criteria()
+        checks["criteria"] = "ok"
+    except RuleFileError as error:
+        checks["criteria"] = "invalid: " + "; ".join(str(p) for p in error.problems[:3])
+    if checks["database"] == "ok":
+        try:
+            db.rule_pack()
+            checks["ruleset"] = "ok"
+        except RuleFileError as error:
+            checks["ruleset"] = "no valid ruleset: " + "; ".join(str(p) for p in error.problems[:3])
+    else:
+        checks["ruleset"] = "not checked: the database is not answering"
+    ready = all(value == "ok" for value in checks.values())
+    return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
