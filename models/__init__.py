@@ -5,7 +5,7 @@ from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
 # Each area's tables register with SQLModel's metadata on import; export them below as they come.
-from models import delivery, service, web  # noqa: F401
+from models import delivery, oversight, service, web  # noqa: F401
 from models.delivery import ChannelHealth
 from models.feeds import (
     FEED_TABLES,
@@ -19,6 +19,7 @@ from models.feeds import (
     Unit,
 )
 from models.ingestion import HeldRow, IngestRun, QuarantinedRow, SourceWatermark
+from models.oversight import AlertAssignment, WellbeingMember
 from models.rules import (
     Alert,
     AlertEvent,
@@ -67,6 +68,7 @@ __all__ = [
     "Absence",
     "AccessLogEntry",
     "Alert",
+    "AlertAssignment",
     "AlertEvent",
     "AlertFollowUp",
     "AuditCheckpoint",
@@ -97,4 +99,5 @@ __all__ = [
     "Snapshot",
     "SourceWatermark",
     "Unit",
+    "WellbeingMember",
 ]

@@ -1,0 +1,34 @@
+"""Tables the wellbeing team's queue writes: who is working an alert, and who is in the team.
+
+Roles come from sign-in (Entra ID app roles), so the database learns who is in the wellbeing
+team as its members use the queue (`wellbeing_members`); an alert is assigned only to one of
+them. An assignment is not derived data: opting out deletes it with the person's alerts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+
+class WellbeingMember(SQLModel, table=True):
+    """A member of the wellbeing team, as last seen using the queue."""
+
+    __tablename__ = "wellbeing_members"
+
+    staff_id: str = Field(primary_key=True)
+    display_name: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+class AlertAssignment(SQLModel, table=True):
+    """The wellbeing team member working an alert now; each change is also an alert event."""
+
+    __tablename__ = "alert_assignments"
+
+    alert_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    assignee_id: str = Field(index=True)
+    assigned_by: str
+    assigned_at: datetime
