@@ -12,6 +12,8 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@# The Adaptive Card validator the Teams tests run (node); without npm those tests skip.
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/notifications/cardcheck --silent --no-audit --no-fund; else echo "npm not found: the Adaptive Card tests will be skipped (they fail in CI)"; fi
 	@touch $@
 
 demo: $(BIN)/.installed
