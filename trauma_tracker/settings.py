@@ -18,6 +18,9 @@ DEFAULT_DATABASE_URL = "sqlite:///trauma-tracker.sqlite"
 # a force that wants longer-term trends sets more (TT_HISTORY_YEARS).
 DEFAULT_HISTORY_YEARS = 5.0
 DEFAULT_POLL_SECONDS = 15.0
+DEFAULT_PULL_SECONDS = 300.0
+# /readyz fails once the scheduler's intake or dispatch has not succeeded for this long.
+DEFAULT_SCHEDULER_STALE_SECONDS = 600.0
 DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com/v1.0"
 SHIPPED_RULES = Path(__file__).resolve().parent.parent / "rules"
 
@@ -108,6 +111,14 @@ class Settings:
     # Drop folders the scheduler takes feed files from, and how often it looks.
     drop_dirs: tuple[Path, ...] = ()
     poll_seconds: float = DEFAULT_POLL_SECONDS
+    # The scheduler: how often the HTTP and SQL sources are pulled, and how long its intake
+    # or dispatch may go without success before /readyz fails.
+    pull_seconds: float = DEFAULT_PULL_SECONDS
+    scheduler_stale_seconds: float = DEFAULT_SCHEDULER_STALE_SECONDS
+    # Retention of the access log and of what the decision log saw (its inputs and
+    # explanations; the chain itself stays). None: as long as the history (history_years).
+    access_log_years: float | None = None
+    decision_log_years: float | None = None
 
     @property
     def audit_key_bytes(self) -> bytes | None:
@@ -117,6 +128,14 @@ class Settings:
     def history_days(self) -> int:
         """The history in whole days: 5 years is 1,826 days, the indicators' `5y` window."""
         return int(self.history_years * 365.25)
+
+    @property
+    def access_log_days(self) -> int:
+        return int((self.access_log_years or self.history_years) * 365.25)
+
+    @property
+    def decision_log_days(self) -> int:
+        return int((self.decision_log_years or self.history_years) * 365.25)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -156,6 +175,12 @@ class Settings:
                 if part.strip()
             ),
             poll_seconds=_poll_seconds(_value(env, "TT_POLL_SECONDS")),
+            pull_seconds=_seconds(env, "TT_PULL_SECONDS", DEFAULT_PULL_SECONDS, 10, 86400),
+            scheduler_stale_seconds=_seconds(
+                env, "TT_SCHEDULER_STALE_SECONDS", DEFAULT_SCHEDULER_STALE_SECONDS, 60, 86400
+            ),
+            access_log_years=_years(env, "TT_ACCESS_LOG_YEARS"),
+            decision_log_years=_years(env, "TT_DECISION_LOG_YEARS"),
         )
 
 
@@ -185,6 +210,33 @@ def _poll_seconds(text: str | None) -> float:
     if not 1 <= seconds <= 3600:
         raise SettingsError(f"TT_POLL_SECONDS: {text}; it must be between 1 and 3600 seconds")
     return seconds
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    text = _value(env, name)
+    if text is None:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise SettingsError(f"{name}: not a number of seconds: {text!r}") from None
+    if not low <= seconds <= high:
+        raise SettingsError(f"{name}: {text}; it must be between {low:g} and {high:g} seconds")
+    return seconds
+
+
+def _years(env: Mapping[str, str], name: str) -> float | None:
+    """A retention in years (at least 1, at most 100), or None: as long as the history."""
+    text = _value(env, name)
+    if text is None:
+        return None
+    try:
+        years = float(text)
+    except ValueError:
+        raise SettingsError(f"{name}: not a number of years: {text!r}") from None
+    if not 1 <= years <= 100:
+        raise SettingsError(f"{name}: {text} years; it must be between 1 and 100")
+    return years
 
 
 def _support_contacts(text: str | None) -> tuple[tuple[str, str], ...]:

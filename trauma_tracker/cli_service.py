@@ -1,0 +1,159 @@
+"""`trauma-tracker run` (the web app and the scheduler) and `trauma-tracker scheduler` (the
+scheduler alone), registered on `main` by `register` (the line at the bottom of cli.py).
+
+`run` is a small supervisor: the scheduler in a process of its own, and the web app under
+gunicorn (`serve`) in another; both log JSON lines to stderr. SIGTERM (or Ctrl-C) is passed to
+both: gunicorn finishes the requests in flight, and the scheduler lets its job in progress
+finish (each job is a transaction: what it did not commit rolls back), then returns. If
+either child stops by itself, the other is stopped too and `run` exits non-zero, so systemd
+can restart the whole service.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import click
+
+from trauma_tracker.cli import Context, fail
+
+log = logging.getLogger("trauma_tracker.run")
+
+# How long `run` waits for its children after passing a stop on, before killing them: a
+# job in progress finishes first (a large ingest takes a while).
+STOP_TIMEOUT_SECONDS = 120.0
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum, _frame):
+        log.info("stop requested", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _check_drop_dirs(obj: Context) -> None:
+    for folder in obj.settings.drop_dirs:
+        if not Path(folder).is_dir():
+            fail(f"TT_DROP_DIRS: {folder} is not a folder (create it, or fix the setting)")
+
+
+@click.command("scheduler")
+@click.option("--log-level", default="INFO", show_default=True, help="Python logging level.")
+@click.pass_obj
+def scheduler_command(obj: Context, log_level: str) -> None:
+    """Run the scheduler alone: intake from TT_DROP_DIRS, pulls, evaluation, notifications,
+    escalations, nightly retention and audit checkpoint. On PostgreSQL several may run; one
+    is active and the others stand by. On SQLite a second one exits (status 1)."""
+    from trauma_tracker import logging_setup
+    from trauma_tracker.scheduler import run_scheduler
+
+    logging_setup.configure(log_level.upper())
+    _check_drop_dirs(obj)
+    engine = obj.current_engine()
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    code = run_scheduler(obj.settings, stop, engine=engine)
+    if code == 1:
+        click.echo("trauma-tracker: another scheduler is already running (see the log)", err=True)
+    sys.exit(code)
+
+
+def _metrics_dir() -> tuple[Path, bool]:
+    """PROMETHEUS_MULTIPROC_DIR for the children: the operator's (emptied of a previous
+    run's files) or a new private folder removed at the end; returns it and whether it is ours.
+    """
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+        return folder, False
+    return Path(tempfile.mkdtemp(prefix="trauma-tracker-metrics-")), True
+
+
+@click.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--log-level", default="INFO", show_default=True, help="Python logging level.")
+@click.pass_obj
+def run_command(obj: Context, host: str, port: int, log_level: str) -> None:
+    """Run the web app (under gunicorn, as `serve`) and the scheduler, each in its own
+    process, until SIGTERM or Ctrl-C."""
+    from trauma_tracker import logging_setup
+
+    logging_setup.configure(log_level.upper())
+    if "serve" not in click.get_current_context().find_root().command.commands:
+        fail("the web app's `serve` command is not installed in this build")
+    _check_drop_dirs(obj)
+    obj.current_engine()  # the schema is current, or exit 2 saying what to do
+    metrics_dir, ours = _metrics_dir()
+    env = {
+        **os.environ,
+        "TT_DATABASE_URL": obj.settings.database_url,
+        "TT_RULES_DIR": str(obj.settings.rules_dir),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+    command = [sys.executable, "-m", "trauma_tracker"]
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    children: dict[str, subprocess.Popen] = {}
+    code = 0
+    try:
+        children["scheduler"] = subprocess.Popen(
+            [*command, "scheduler", "--log-level", log_level], env=env
+        )
+        children["web"] = subprocess.Popen(
+            [*command, "serve", "--host", host, "--port", str(port)], env=env
+        )
+        log.info(
+            "running",
+            extra={name: child.pid for name, child in children.items()} | {"port": port},
+        )
+        while not stop.wait(0.5):
+            ended = {name: c.returncode for name, c in children.items() if c.poll() is not None}
+            if ended:
+                for name, returncode in ended.items():
+                    log.error("child stopped", extra={"child": name, "returncode": returncode})
+                code = next(iter(ended.values())) or 1
+                break
+    finally:
+        _stop_children(children, metrics_dir)
+        if ours:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    sys.exit(code)
+
+
+def _stop_children(children: dict[str, subprocess.Popen], metrics_dir: Path) -> None:
+    from prometheus_client import multiprocess
+
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    for name, child in children.items():
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.error("child did not stop in time: killed", extra={"child": name})
+            child.kill()
+            child.wait()
+        multiprocess.mark_process_dead(child.pid, str(metrics_dir))
+    log.info("stopped", extra={n: c.returncode for n, c in children.items()})
+
+
+def register(group: click.Group) -> None:
+    """Add `run` and `scheduler` to the command line."""
+    group.add_command(run_command)
+    group.add_command(scheduler_command)
