@@ -2,7 +2,8 @@
 
 Roles come from sign-in (Entra ID app roles), so the database learns who is in the wellbeing
 team as its members use the queue (`wellbeing_members`); an alert is assigned only to one of
-them. An assignment is not derived data: opting out deletes it with the person's alerts.
+them. An assignment goes with its alert (a foreign key that cascades), so opting out, which
+deletes the person's alerts, deletes their assignments too.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ class AlertAssignment(SQLModel, table=True):
 
     __tablename__ = "alert_assignments"
 
-    alert_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    alert_id: int = Field(
+        primary_key=True,
+        foreign_key="alerts.id",
+        ondelete="CASCADE",
+        sa_column_kwargs={"autoincrement": False},
+    )
     assignee_id: str = Field(index=True)
     assigned_by: str
     assigned_at: datetime

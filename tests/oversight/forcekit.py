@@ -68,6 +68,11 @@ def alert_row(alert_id: int, staff_id: str, status: str, opened_at: datetime, **
         "decision_id": f"d-{alert_id}",
         "notify": '["supervisor", "wellbeing"]',
         "recipients": '[{"name": "wellbeing", "to": "wellbeing@force.example"}]',
+        # Every row names every column: an insert of several rows takes the first one's.
+        "escalated_at": None,
+        "acknowledged_at": None,
+        "resolved_at": None,
+        "outcome": None,
         **{k: v for k, v in extra.items() if k != "rule"},
     }
 

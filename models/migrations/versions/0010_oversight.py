@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("assignee_id", _text(), nullable=False),
         sa.Column("assigned_by", _text(), nullable=False),
         sa.Column("assigned_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["alert_id"], ["alerts.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("alert_id"),
     )
     op.create_index(
