@@ -359,7 +359,7 @@ def _record(
             if row.kind == "follow_up" and row.payload.get("follow_up_id"):
                 alert_ops.follow_up_sent(conn, int(row.payload["follow_up_id"]), now)
         return
-    text = f"{channel}: {error.message}"
+    text = error.message  # names the channel and server, never a secret
     if error.permanent:
         fell_back = channel == "teams" and _fallback_to_email(conn, message.rows, now)
         if fell_back:

@@ -91,10 +91,19 @@ def claim(
     order = (outbox_t.c.due_at, outbox_t.c.channel, outbox_t.c.recipient, outbox_t.c.id)
     wanted = wanted.order_by(*order).limit(limit)
     if conn.dialect.name == "postgresql":
-        wanted = wanted.with_for_update(skip_locked=True)
+        # Locked until commit; rows another run has locked are passed over, not waited for.
+        # Two statements: inside `IN (...)` the planner may run a LIMIT subquery again.
+        ids = list(conn.execute(wanted.with_for_update(skip_locked=True)).scalars())
+        if not ids:
+            return []
+        chosen: Any = ids
+    else:
+        # One statement: SQLite takes the write lock before it reads, so a second dispatcher
+        # waits its turn instead of finding its snapshot stale.
+        chosen = wanted.scalar_subquery()
     update = (
         outbox_t.update()
-        .where(outbox_t.c.id.in_(wanted.scalar_subquery()), outbox_t.c.status == "pending")
+        .where(outbox_t.c.id.in_(chosen), outbox_t.c.status == "pending")
         .values(
             status="claimed",
             claimed_by=token,

@@ -9,6 +9,7 @@ messages stay pending.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -25,13 +26,21 @@ GRAPH_SETTINGS = (
 )
 
 
+def _built(kind: type[Transport], *args: Any, **options: Any) -> Transport | ChannelNotConfigured:
+    """The transport, or the constructor's own account of the setting it can't use."""
+    try:
+        return kind(*args, **options)
+    except ChannelNotConfigured as error:
+        return error
+
+
 def _email(settings: DeliverySettings) -> Transport | ChannelNotConfigured:
     if settings.smtp_url:
         if not settings.email_from:
             return ChannelNotConfigured("TT_EMAIL_FROM is not set (the sender of the emails)")
         from notifications.smtp import SmtpTransport
 
-        return SmtpTransport(settings.smtp_url, settings.email_from)
+        return _built(SmtpTransport, settings.smtp_url, settings.email_from)
     given = [env for attr, env in GRAPH_SETTINGS if getattr(settings, attr)]
     if not given:
         return ChannelNotConfigured(
@@ -46,7 +55,8 @@ def _email(settings: DeliverySettings) -> Transport | ChannelNotConfigured:
         )
     from notifications.graph import GraphMailTransport
 
-    return GraphMailTransport(
+    return _built(
+        GraphMailTransport,
         settings.graph_tenant_id,
         settings.graph_client_id,
         settings.graph_client_secret,
@@ -61,7 +71,7 @@ def _teams(settings: DeliverySettings) -> Transport | ChannelNotConfigured:
         return ChannelNotConfigured("TT_TEAMS_WEBHOOK_URL is not set (the Workflows webhook)")
     from notifications.teams import TeamsTransport
 
-    return TeamsTransport(settings.teams_webhook_url)
+    return _built(TeamsTransport, settings.teams_webhook_url)
 
 
 def transports_from(settings: DeliverySettings) -> dict[str, Transport | ChannelNotConfigured]:
