@@ -61,7 +61,7 @@ def alert_row(alert_id: int, staff_id: str, status: str, opened_at: datetime, **
         "rule_version": "v1",
         "ruleset_hash": "r1",
         "severity": extra.pop("severity", "high"),
-        "title": "Combined welfare indicator",
+        "title": extra.pop("title", "Combined welfare indicator"),
         "status": status,
         "open_key": None if status == "resolved" else f"{extra.get('rule', 'c')}:{staff_id}",
         "opened_at": opened_at,
