@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import msal
+import msal.exceptions
 import requests
 
 from notifications.base import ChannelNotConfigured, Notification, Transport, TransportError
@@ -185,18 +186,34 @@ class GraphMailTransport(Transport):
                 timeout=self.timeout,
             )
             result = app.acquire_token_for_client(scopes=[self.scope])
+        except requests.exceptions.SSLError as error:
+            raise TransportError(
+                scrub(f"{where}: TLS failed: {error}", hidden), permanent=True
+            ) from None
         except (requests.RequestException, OSError) as error:
-            raise TransportError(scrub(f"{where}: {error}", hidden)) from None
-        except ValueError as error:  # msal: the authority's configuration can't be read
-            raise TransportError(scrub(f"{where}: {error}", hidden)) from None
+            raise TransportError(scrub(f"{where}: connection failed ({error})", hidden)) from None
+        except ValueError as error:
+            # msal: the authority answered 4xx to its OpenID discovery (an unknown tenant) or
+            # something that isn't its configuration: a setting to fix.
+            raise TransportError(
+                scrub(f"{where}: {_first_line(error)}", hidden), permanent=True
+            ) from None
+        except (msal.exceptions.MsalError, RuntimeError) as error:
+            # msal: the authority answered 5xx; it may answer later.
+            raise TransportError(scrub(f"{where}: {_first_line(error)}", hidden)) from None
         token = result.get("access_token") if isinstance(result, dict) else None
         if token:
             return token
         code = str(result.get("error", "unknown error")) if isinstance(result, dict) else "?"
         description = str(result.get("error_description", "")) if isinstance(result, dict) else ""
         # Entra's descriptions run to several lines with trace ids; the first is the reason.
-        reason = description.strip().splitlines()[0] if description.strip() else ""
+        reason = _first_line(description)
         raise TransportError(
             scrub(f"{where}: {code}{': ' + reason if reason else ''}", hidden),
             permanent=code not in _TRANSIENT_TOKEN_ERRORS,
         )
+
+
+def _first_line(text: object) -> str:
+    lines = str(text).strip().splitlines()
+    return lines[0].strip() if lines else ""

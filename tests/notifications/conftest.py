@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import ssl
+import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -165,6 +170,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -238,3 +244,54 @@ def http_server() -> Iterator[Callable[..., HttpServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+# ---------------------------------------------------------------- Adaptive Card validator
+
+CARDCHECK = Path(__file__).resolve().parent / "cardcheck"
+
+
+def _validator_required() -> bool:
+    """In CI a missing validator is a failure, not a skip."""
+    return (
+        os.environ.get("CI", "").lower() in ("1", "true", "yes")
+        or os.environ.get("TT_TEST_POSTGRES") == "require"
+    )
+
+
+@pytest.fixture(scope="session")
+def validate_cards() -> Callable[[list[dict[str, Any]]], list[list[str]]]:
+    """validate_cards(cards) -> each card's list of problems, from the `adaptivecards`
+    parser under node (cardcheck/check.js; version 1.4). Skips without node or the package,
+    except in CI where that fails."""
+    node = shutil.which("node")
+    problem = None
+    if node is None:
+        problem = "node is not installed (Debian: apt-get install nodejs npm)"
+    elif not (CARDCHECK / "node_modules" / "adaptivecards" / "package.json").is_file():
+        problem = (
+            "the adaptivecards package is not installed: run "
+            "`npm ci --prefix tests/notifications/cardcheck` (make does it with the venv)"
+        )
+    if problem:
+        message = f"Adaptive Card validator unavailable: {problem}"
+        if _validator_required():
+            pytest.fail(message)
+        pytest.skip(message)
+
+    def validate(cards: list[dict[str, Any]]) -> list[list[str]]:
+        run = subprocess.run(
+            [node, str(CARDCHECK / "check.js")],
+            input=json.dumps(cards),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if run.returncode not in (0, 1) or not run.stdout.strip():
+            pytest.fail(f"cardcheck did not run (exit {run.returncode}): {run.stderr.strip()}")
+        results = json.loads(run.stdout)
+        assert [r["index"] for r in results] == list(range(len(cards)))
+        return [r["errors"] for r in results]
+
+    return validate
