@@ -30,13 +30,22 @@ from typing import Any
 import jwt
 import msal
 import requests
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from engine.accounts import NoPerson, PersonLeft, SeveralPeople, person_for_addresses
 from engine.sqltime import local_date
 from trauma_tracker.settings import WebSettings
 from web import db
-from web.auth import ROLES, User, end_session, public, start_session
+from web.auth import ROLES, User, end_session, public, start_session, wants_json
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +103,10 @@ class EntraConfig:
 
 # --- what the authority publishes (caches only) -----------------------------------------------
 
-# msal's cache of discovery responses, shared by the short-lived clients below: it holds no
-# tokens and no personal data (msal's documentation of http_cache).
-_msal_http_cache: dict = {}
+# msal's cache of discovery responses for the short-lived clients below: it holds no tokens
+# and no personal data (msal's documentation of http_cache). One per thread, as each client
+# guards it with a lock of its own.
+_msal_http_caches = threading.local()
 _metadata: dict[str, tuple[float, dict[str, Any]]] = {}
 _key_sets: dict[str, jwt.PyJWKClient] = {}
 _lock = threading.Lock()
@@ -261,6 +271,12 @@ def _config() -> EntraConfig:
     return EntraConfig.from_settings(db.settings().web)
 
 
+def _msal_http_cache() -> dict:
+    if not hasattr(_msal_http_caches, "cache"):
+        _msal_http_caches.cache = {}
+    return _msal_http_caches.cache
+
+
 def _client(config: EntraConfig) -> msal.ConfidentialClientApplication:
     """A client for one request: its token cache dies with it, so no worker keeps anyone's
     tokens; the discovery responses come from the shared http cache.
@@ -277,7 +293,7 @@ def _client(config: EntraConfig) -> msal.ConfidentialClientApplication:
             instance_discovery=False,
             exclude_scopes=EXCLUDED_SCOPES,
             token_cache=msal.TokenCache(),
-            http_cache=_msal_http_cache,
+            http_cache=_msal_http_cache(),
             timeout=HTTP_TIMEOUT,
         )
     except (requests.RequestException, ValueError) as error:
@@ -307,8 +323,13 @@ def _problem(status: int, title: str, text: str, *, again: bool = True):
     )
 
 
+@bp.app_errorhandler(IdentityUnavailable)
 def _unavailable(error: Exception):
+    """An outage at the authority is a 503 wherever it shows (a bearer check on any API
+    route too), never a 401 that would tell the caller its token is bad."""
     log.error("Entra ID unavailable: %s", error)
+    if wants_json():
+        return jsonify(error="sign-in service unavailable: try again shortly"), 503
     return _problem(
         503,
         "Sign-in is not working at the moment",

@@ -29,6 +29,9 @@ YESTERDAY = (TODAY - timedelta(days=1)).isoformat()
 LAST_MONTH = (TODAY - timedelta(days=30)).isoformat()
 NEXT_WEEK = (TODAY + timedelta(days=7)).isoformat()
 
+# Checks of tokens alone, not of storage: run on SQLite only (the people match runs on both).
+tokens_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 ALEX = {"email": "Alex.Officer@force.example", "name": "Alex O", "roles": []}
 WREN = {
     "preferred_username": "wren.wellbeing@force.example",
@@ -177,6 +180,9 @@ def test_sign_in_end_to_end_gives_the_person_and_their_app_roles(client, identit
         assert "entra_flow" not in session  # used once
     token_calls = [p for m, p, _ in identity.requests if m == "POST"]
     assert token_calls == [f"/{identity.tenant}/oauth2/v2.0/token"]
+    # The discovery document is cached: once for msal, once for the token check.
+    discovery = [p for _, p, _ in identity.requests if p.endswith("openid-configuration")]
+    assert len(discovery) <= 2
 
 
 def test_the_email_claim_matches_whatever_its_case(client, identity):
@@ -264,6 +270,7 @@ def test_a_callback_without_a_sign_in_in_progress_is_refused(client, identity):
     assert session_user(other_browser)["staff_id"] is None
 
 
+@tokens_only
 @pytest.mark.parametrize(
     ("changes", "key"),
     [
@@ -301,7 +308,7 @@ def test_unreachable_identity_endpoint_is_a_clear_503(app, identity):
     client = app.test_client()
     identity.__exit__()
     entra._metadata.clear()
-    entra._msal_http_cache.clear()
+    entra._msal_http_cache().clear()
     done = client.get("/sign-in")
     assert done.status_code == 503 and "not working at the moment" in page_text(done)
 
@@ -336,6 +343,7 @@ def test_sign_out_ends_the_session_and_signs_out_of_microsoft(client, identity):
     assert session_user(client)["staff_id"] is None
 
 
+@tokens_only
 def test_sign_in_is_rate_limited(client, identity):
     codes = [client.get("/sign-in").status_code for _ in range(25)]
     assert codes[:20] == [302] * 20
@@ -360,6 +368,7 @@ def test_an_access_token_signed_by_the_authority_names_the_person(app, identity)
     assert also is not None and also.staff_id == "P100" and also.roles == frozenset()
 
 
+@tokens_only
 @pytest.mark.parametrize(
     "changes",
     [
@@ -387,6 +396,7 @@ def test_a_bad_access_token_names_nobody(app, identity, changes):
     assert bearer_user(app, identity.access_token(ALEX, **changes)) is None
 
 
+@tokens_only
 def test_tokens_that_are_not_tokens_name_nobody(app, identity):
     good = identity.access_token(ALEX)
     header, body, signature = good.split(".")
@@ -474,3 +484,16 @@ def test_person_for_addresses(people):
     with pytest.raises(SeveralPeople) as several:
         person_for_addresses(engine, ["shared@force.example"], TODAY)
     assert several.value.staff_ids == ["P910", "P911"]
+
+
+def test_an_unreachable_authority_is_a_503_not_a_401(app, client, identity):
+    token = identity.access_token(ALEX)
+    identity.__exit__()
+    entra._metadata.clear()
+    entra._key_sets.clear()
+    with pytest.raises(entra.IdentityUnavailable):
+        bearer_user(app, token)
+    if any(rule.rule == "/api/v1/me" for rule in app.url_map.iter_rules()):
+        answer = api_me(client, token)
+        assert answer.status_code == 503
+        assert answer.get_json() == {"error": "sign-in service unavailable: try again shortly"}
