@@ -250,7 +250,7 @@ class Jobs:
             if not force and not self.changed.is_set():
                 return False
             self.changed.clear()
-            started_at = self.clock()
+            newest_alert = self._newest_alert()
             started = time.monotonic()
             try:
                 criteria, text = load_criteria(self.settings.rules_dir)
@@ -270,7 +270,7 @@ class Jobs:
             metrics.EVALUATION_SECONDS.observe(seconds)
             metrics.DECISIONS.inc(report.decisions)
             if report.alerts_opened:
-                self._count_alerts(started_at)
+                self._count_alerts(after=newest_alert)
             self._record("evaluate", "job", None)
         log.info(
             "evaluated",
@@ -292,11 +292,17 @@ class Jobs:
             self.wake_dispatch()
         return True
 
-    def _count_alerts(self, since: datetime) -> None:
+    def _newest_alert(self) -> int:
+        alerts = Alert.__table__
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.max(alerts.c.id))).scalar() or 0
+
+    def _count_alerts(self, after: int) -> None:
+        """Alerts opened by the evaluation (ids above the newest before it), by rule."""
         alerts = Alert.__table__
         query = (
             sa.select(alerts.c.rule_id, alerts.c.severity, sa.func.count())
-            .where(alerts.c.opened_at >= since)
+            .where(alerts.c.id > after)
             .group_by(alerts.c.rule_id, alerts.c.severity)
         )
         with self.engine.connect() as conn:

@@ -98,6 +98,8 @@ def create_app(settings: Settings, *, testing: bool = False, loopback: bool = Fa
         # A session-authenticated write needs the form's token (or X-CSRFToken); a bearer call
         # carries no cookie authority, and /dev/token issues tokens to scripts.
         exempt = auth.uses_bearer() or request.endpoint == "dev.token"
+        # An API write with nobody signed in gets its 401 (CONTRACT section 5), not a 400.
+        exempt = exempt or (request.path.startswith("/api/") and auth.current_user() is None)
         if request.method in UNSAFE_METHODS and not exempt:
             csrf.protect()
 
@@ -113,6 +115,7 @@ def _register_blueprints(app: Flask, settings: Settings, limiter: Limiter) -> No
     app.register_blueprint(auth.bp)
     for area in (health, me, team, people, alerts):
         app.register_blueprint(area.bp)
+    app.register_blueprint(importlib.import_module("web.metrics").bp)  # GET /metrics
     if settings.web.dev_login:
         app.register_blueprint(auth.dev)
         _limit(app, limiter, "dev.login", methods=["POST"])
