@@ -72,6 +72,10 @@ class TokenRejected(Exception):
     """A token that fails a check; the message says which, never what the token holds."""
 
 
+class GuestAccount(TokenRejected):
+    """A guest in the force's directory: not one of the force's own accounts."""
+
+
 class IdentityUnavailable(Exception):
     """The authority could not be reached or answered nonsense: a fault, not a refusal."""
 
@@ -222,12 +226,12 @@ def user_for_claims(claims: dict[str, Any]) -> User:
     """The tracker user a checked token names.
 
     :raise NoPerson, PersonLeft, SeveralPeople: see engine.accounts.
-    :raise TokenRejected: a guest account (signed in at another tenant): only the force's own
-        accounts are matched by address.
+    :raise GuestAccount: a guest account (the optional `acct` claim is 1): only the force's
+        own accounts are matched by address, as a guest's address is whatever its inviter
+        typed.
     """
-    idp = claims.get("idp")
-    if idp is not None and idp != claims.get("iss"):
-        raise TokenRejected("a guest account from another directory")
+    if claims.get("acct") == 1:
+        raise GuestAccount("a guest account")
     account = person_for_addresses(db.engine(), _addresses(claims), local_date(db.now()))
     return User(account.staff_id, account.display_name, _roles(claims))
 
@@ -245,9 +249,9 @@ def user_from_bearer(token: str) -> User | None:
         return None
     try:
         claims = check_token(token, config, config.audiences)
-        if not isinstance(claims.get("scp"), str):
+        if not isinstance(claims.get("scp"), str) or claims.get("idtyp") == "app":
             # An app-only token (client credentials) speaks for no person.
-            raise TokenRejected("not a user's delegated token (no scp)")
+            raise TokenRejected("not a user's delegated token")
         user = user_for_claims(claims)
     except TokenRejected as error:
         log.info("bearer token refused: %s", error)
@@ -435,6 +439,9 @@ def callback():
         user = user_for_claims(claims)
     except IdentityUnavailable as error:
         return _unavailable(error)
+    except GuestAccount:
+        log.info("sign-in refused: a guest account")
+        return _not_in_records()
     except TokenRejected as error:
         log.warning("sign-in refused: ID token %s", error)
         return _refused()
