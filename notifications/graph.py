@@ -37,6 +37,7 @@ from notifications.http import (
     DEFAULT_TIMEOUT,
     host_of,
     post_json,
+    protect_in_logs,
     scrub,
     secret_spellings,
 )
@@ -176,6 +177,7 @@ class GraphMailTransport(Transport):
 
     def _token(self) -> str:
         hidden = secret_spellings([self._client_secret])
+        protect_in_logs(hidden)
         where = f"email (Graph token from {host_of(self.authority)})"
         try:
             app = _application(
@@ -203,6 +205,7 @@ class GraphMailTransport(Transport):
             raise TransportError(scrub(f"{where}: {_first_line(error)}", hidden)) from None
         token = result.get("access_token") if isinstance(result, dict) else None
         if token:
+            protect_in_logs([token])
             return token
         code = str(result.get("error", "unknown error")) if isinstance(result, dict) else "?"
         description = str(result.get("error_description", "")) if isinstance(result, dict) else ""

@@ -46,6 +46,53 @@ _SNIPPET = 200  # how much of an error answer a message quotes
 _READ_SIZE = 64 * 1024
 
 
+class _ScrubLibraryLogs(logging.Filter):
+    """Blanks secrets out of what the HTTP libraries log: urllib3 logs each request's path
+    and query at DEBUG, and a webhook's signature is in its query."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            text = record.getMessage()
+            clean = scrub(text, self.secrets)
+            if clean != text:
+                record.msg, record.args = clean, None
+        return True
+
+
+_library_logs = _ScrubLibraryLogs()
+_protected: dict[str, None] = {}  # insertion-ordered: the oldest goes first
+_KEPT_SECRETS = 64
+# A logger's filter sees only the records made by that logger (not its children's), so each
+# logger that can see a URL, a token or a request is named.
+for _name in (
+    "urllib3.connectionpool",
+    "urllib3.util.retry",
+    "msal.application",
+    "msal.authority",
+    "msal.token_cache",
+    "msal.oauth2cli.oauth2",
+    "msal.oauth2cli.oidc",
+):
+    logging.getLogger(_name).addFilter(_library_logs)
+
+
+def protect_in_logs(secrets: Iterable[str]) -> None:
+    """Keep `secrets` out of the HTTP libraries' log records from now on (the most recent
+    _KEPT_SECRETS of them: tokens come and go, a long-running process must not collect them)."""
+    new = [s for s in secrets if s and s not in _protected]
+    if not new:
+        return
+    for secret in new:
+        _protected[secret] = None
+    while len(_protected) > _KEPT_SECRETS:
+        del _protected[next(iter(_protected))]
+    _library_logs.secrets = sorted(_protected, key=len, reverse=True)
+
+
 class _Deadline(Exception):
     """An attempt ran past its time limit while the answer was still arriving."""
 
@@ -69,6 +116,7 @@ def post_json(
     answer). See the module docstring for what is retried and what is permanent.
     """
     hidden = secret_spellings([*secrets, *url_secrets(url)])
+    protect_in_logs(hidden)
     data = json.dumps(body, ensure_ascii=False).encode("utf-8")
     all_headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
     attempt = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import parse_qs
 
 import pytest
@@ -233,3 +234,15 @@ def _assert_secret_free(error: TransportError) -> None:
     for text in (error.message, str(error), repr(error)):
         assert SECRET not in text
         assert TOKEN not in text and "TOKENSECRET" not in text
+
+
+def test_neither_secret_nor_token_is_logged(entra, caplog):
+    caplog.set_level(logging.DEBUG)
+    entra.graph = [Answer(500), Answer(202), Answer(401, f"bad token {TOKEN}")]
+    graph = transport(entra, retries=1, max_wait=1)
+    graph.send(notification(key="a"))
+    with pytest.raises(TransportError):
+        graph.send(notification(key="b"))
+    assert caplog.records  # msal and urllib3 did log
+    assert SECRET not in caplog.text
+    assert TOKEN not in caplog.text and "TOKENSECRET" not in caplog.text

@@ -259,3 +259,15 @@ def test_missing_or_unusable_settings_name_the_setting(url, sender, names):
     with pytest.raises(ChannelNotConfigured) as caught:
         SmtpTransport(url or "", sender or "")
     assert names in str(caught.value)
+
+
+def test_starttls_trusts_the_ca_named_by_ssl_cert_file(
+    smtp_server, server_tls, ca, tmp_path, monkeypatch
+):
+    # What the README tells an operator with a private CA: SSL_CERT_FILE, no code change.
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    server = smtp_server(tls_context=server_tls, require_starttls=True)
+    SmtpTransport(f"smtp://127.0.0.1:{server.port}", SENDER).send(notification())
+    assert len(server.messages) == 1

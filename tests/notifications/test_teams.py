@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import pytest
@@ -204,3 +205,14 @@ def _actions(node) -> list[dict]:
         for value in node:
             found += _actions(value)
     return found
+
+
+def test_the_signature_stays_out_of_every_log_record(http_server, caplog):
+    caplog.set_level(logging.DEBUG)  # urllib3 logs each request's path and query at DEBUG
+    server = http_server(scripted(Answer(500), Answer(202), Answer(400)))
+    transport = TeamsTransport(webhook(server), retries=1, max_wait=1)
+    transport.send(notification(channel="teams"))  # 500, then 202
+    with pytest.raises(TransportError):
+        transport.send(notification(channel="teams"))
+    assert "/paths/invoke" in caplog.text  # the library did log the request...
+    assert SIGNATURE not in caplog.text  # ...without its signature
