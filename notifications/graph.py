@@ -14,11 +14,11 @@ against Microsoft's instance discovery, which knows only Microsoft's own hosts.
 Idempotency: Graph builds the Message-ID itself, so the notification's key goes in a custom
 header, `X-TT-Idempotency-Key` (Graph accepts only custom headers starting with x-).
 
-Answers: 202 (any 2xx) is sent; 401/403 and other 4xx are permanent (a wrong secret, a missing
-Mail.Send permission, a mailbox outside the app's scope); 429 and 503 honour Retry-After; other
-5xx are transient. A token the identity endpoint refuses (invalid_client, unauthorized_client,
-...) is permanent; one it can't give now (temporarily_unavailable, a network failure) is
-transient.
+Answers: 202 (any 2xx) is sent; 401 (after one more try with a new token: the cached one may
+have been revoked), 403 and other 4xx are permanent (a wrong secret, a missing Mail.Send
+permission, a mailbox outside the app's scope); 429 and 503 honour Retry-After; other 5xx are
+transient. A token the identity endpoint refuses (invalid_client, unauthorized_client, ...)
+is permanent; one it can't give now (temporarily_unavailable, a network failure) is transient.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import requests
 from notifications.base import ChannelNotConfigured, Notification, Transport, TransportError
 from notifications.http import (
     DEFAULT_TIMEOUT,
+    HttpStatusError,
     host_of,
     post_json,
     protect_in_logs,
@@ -160,19 +161,39 @@ class GraphMailTransport(Transport):
         }
 
     def send(self, notification: Notification) -> None:
-        """Send one email through Graph, or raise TransportError."""
+        """Send one email through Graph, or raise TransportError.
+
+        A 401 drops the cached token and tries once more with a new one (a token revoked
+        before its expiry); a second 401 is permanent.
+        """
         body = self.body(notification)
-        token = self._token()
-        post_json(
-            self._session,
-            self._url,
-            body,
-            where=self._where,
-            headers={"Authorization": f"Bearer {token}"},
+        for fresh in (False, True):
+            token = self._token()
+            try:
+                post_json(
+                    self._session,
+                    self._url,
+                    body,
+                    where=self._where,
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=self.timeout,
+                    retries=self.retries,
+                    max_wait=self.max_wait,
+                    secrets=[token, self._client_secret],
+                )
+                return
+            except HttpStatusError as error:
+                if error.status != 401 or fresh:
+                    raise
+                self._app().remove_tokens_for_client()
+
+    def _app(self) -> msal.ConfidentialClientApplication:
+        return _application(
+            self.authority,
+            self.client_id,
+            self._client_secret,
+            custom=self._custom_authority,
             timeout=self.timeout,
-            retries=self.retries,
-            max_wait=self.max_wait,
-            secrets=[token, self._client_secret],
         )
 
     def _token(self) -> str:
@@ -180,14 +201,7 @@ class GraphMailTransport(Transport):
         protect_in_logs(hidden)
         where = f"email (Graph token from {host_of(self.authority)})"
         try:
-            app = _application(
-                self.authority,
-                self.client_id,
-                self._client_secret,
-                custom=self._custom_authority,
-                timeout=self.timeout,
-            )
-            result = app.acquire_token_for_client(scopes=[self.scope])
+            result = self._app().acquire_token_for_client(scopes=[self.scope])
         except requests.exceptions.SSLError as error:
             raise TransportError(
                 scrub(f"{where}: TLS failed: {error}", hidden), permanent=True

@@ -46,6 +46,14 @@ _SNIPPET = 200  # how much of an error answer a message quotes
 _READ_SIZE = 64 * 1024
 
 
+class HttpStatusError(TransportError):
+    """A TransportError for an answer with an HTTP status (`status`), e.g. Graph's 401."""
+
+    def __init__(self, message: str, *, status: int, permanent: bool, retry_after=None):
+        super().__init__(message, permanent=permanent, retry_after=retry_after)
+        self.status = status
+
+
 class _ScrubLibraryLogs(logging.Filter):
     """Blanks secrets out of what the HTTP libraries log: urllib3 logs each request's path
     and query at DEBUG, and a webhook's signature is in its query."""
@@ -122,6 +130,7 @@ def post_json(
     attempt = 0
     while True:
         asked: float | None = None
+        status_seen: int | None = None
         try:
             status, answer_headers, answer = _attempt(session, url, data, all_headers, timeout)
         except requests.exceptions.SSLError as error:
@@ -142,7 +151,10 @@ def post_json(
                 return status
             problem = f"HTTP {status}{_snippet(answer)}"
             if status != 429 and status < 500:
-                raise TransportError(scrub(f"{where}: {problem}", hidden), permanent=True)
+                raise HttpStatusError(
+                    scrub(f"{where}: {problem}", hidden), status=status, permanent=True
+                )
+            status_seen = status
             if status in (429, 503):
                 asked = retry_after_seconds(answer_headers.get("Retry-After"))
         wait = backoff * 2**attempt
@@ -150,11 +162,10 @@ def post_json(
             wait = max(wait, asked)
         if attempt >= retries or wait > max_wait:
             tries = f"{attempt + 1} attempt" + ("s" if attempt else "")
-            raise TransportError(
-                scrub(f"{where}: {problem} (gave up after {tries})", hidden),
-                permanent=False,
-                retry_after=asked,
-            )
+            message = scrub(f"{where}: {problem} (gave up after {tries})", hidden)
+            if status_seen is None:
+                raise TransportError(message, permanent=False, retry_after=asked)
+            raise HttpStatusError(message, status=status_seen, permanent=False, retry_after=asked)
         log.info("%s", scrub(f"{where}: {problem}; trying again in {wait:g}s", hidden))
         time.sleep(wait)
         attempt += 1

@@ -143,8 +143,18 @@ def test_answers_are_classified(entra, status, permanent):
         transport(entra, retries=1, max_wait=1).send(notification())
     assert caught.value.permanent is permanent
     assert f"HTTP {status}" in caught.value.message
-    assert len(entra.server.to(SEND_PATH)) == (1 if permanent else 2)
+    # Permanent answers are not asked again, except 401 once with a new token.
+    assert len(entra.server.to(SEND_PATH)) == (2 if status == 401 or not permanent else 1)
     _assert_secret_free(caught.value)
+
+
+def test_a_401_gets_one_more_try_with_a_new_token(entra):
+    graph = transport(entra)
+    graph.send(notification(key="a"))  # a token now in msal's cache
+    entra.graph = [Answer(401, {"error": {"code": "InvalidAuthenticationToken"}}), Answer(202)]
+    graph.send(notification(key="b"))
+    assert len(entra.server.to(TOKEN_PATH)) == 2  # the cached token was dropped once
+    assert len(entra.server.to(SEND_PATH)) == 3
 
 
 def test_401_is_permanent_and_an_echoed_token_is_scrubbed(entra):
