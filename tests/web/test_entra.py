@@ -506,3 +506,41 @@ def test_an_unreachable_authority_is_a_503_not_a_401(app, client, identity):
         answer = api_me(client, token)
         assert answer.status_code == 503
         assert answer.get_json() == {"error": "sign-in service unavailable: try again shortly"}
+
+
+def test_behind_a_proxy_the_redirect_address_comes_from_tt_base_url(database_url, people, identity):
+    from web import create_app
+
+    settings = Settings(
+        database_url=database_url,
+        secret_key=SECRET_KEY,
+        base_url="https://tracker.force.example/",
+        web=WebSettings(
+            oidc_client_id=identity.client_id,
+            oidc_client_secret=identity.client_secret,
+            oidc_authority=identity.authority,
+        ),
+    )
+    app = create_app(settings, testing=True)
+    try:
+        client = app.test_client()
+        identity.user = dict(ALEX)
+        location = start(client)
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+        assert query["redirect_uri"] == "https://tracker.force.example/auth/callback"
+        answer = requests.get(location, allow_redirects=False, timeout=10)
+        back = urllib.parse.urlsplit(answer.headers["Location"])
+        assert back.netloc == "tracker.force.example"
+        # The token endpoint insists on the same redirect address: it is msal's flow's.
+        done = client.get(f"{back.path}?{back.query}")
+        assert done.status_code == 302
+        assert session_user(client)["staff_id"] == "P100"
+    finally:
+        app.extensions["tt"].dispose()
+
+
+@tokens_only
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "\\\\evil"])
+def test_after_sign_in_only_this_site_is_followed(client, identity, target):
+    done = sign_in(client, identity, ALEX, next_url=target)
+    assert done.status_code == 302 and done.headers["Location"] == "/"
