@@ -100,8 +100,8 @@ class EntraConfig:
 
     @property
     def audiences(self) -> list[str]:
-        """What an access token for this app may name as its audience (v2.0 tokens carry the
-        client id, v1.0 tokens the application id URI)."""
+        """What an access token for this app may name as its audience: the client id (as
+        version 2.0 tokens do), or the application id URI api://<client id>."""
         return [self.client_id, f"api://{self.client_id}"]
 
 
