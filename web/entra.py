@@ -20,6 +20,7 @@ Logs name staff ids only: never an address, a name or a token.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ from typing import Any
 import jwt
 import msal
 import requests
+import requests.adapters
 from flask import (
     Blueprint,
     current_app,
@@ -110,16 +112,34 @@ class EntraConfig:
 # msal's cache of discovery responses for the short-lived clients below: it holds no tokens
 # and no personal data (msal's documentation of http_cache). One per thread, as each client
 # guards it with a lock of its own.
-_msal_http_caches = threading.local()
+_per_thread = threading.local()
 _metadata: dict[str, tuple[float, dict[str, Any]]] = {}
 _key_sets: dict[str, jwt.PyJWKClient] = {}
 _lock = threading.Lock()
 
 
+def _http() -> requests.Session:
+    """This thread's session with the authority, for msal and the checks here alike: its
+    connections are reused, and it trusts what requests trusts (REQUESTS_CA_BUNDLE too)."""
+    if not hasattr(_per_thread, "http"):
+        http = requests.Session()
+        http.mount("https://", requests.adapters.HTTPAdapter(max_retries=1))
+        # msal sends no timeout of its own on a session it is given.
+        http.request = functools.partial(http.request, timeout=HTTP_TIMEOUT)
+        _per_thread.http = http
+    return _per_thread.http
+
+
+def _msal_http_cache() -> dict:
+    if not hasattr(_per_thread, "cache"):
+        _per_thread.cache = {}
+    return _per_thread.cache
+
+
 def _get_json(url: str) -> dict[str, Any]:
-    """One GET to the authority (requests, so it trusts what msal trusts)."""
+    """One GET to the authority."""
     try:
-        response = requests.get(url, timeout=HTTP_TIMEOUT)
+        response = _http().get(url)
         response.raise_for_status()
         document = response.json()
     except (requests.RequestException, ValueError) as error:
@@ -275,15 +295,9 @@ def _config() -> EntraConfig:
     return EntraConfig.from_settings(db.settings().web)
 
 
-def _msal_http_cache() -> dict:
-    if not hasattr(_msal_http_caches, "cache"):
-        _msal_http_caches.cache = {}
-    return _msal_http_caches.cache
-
-
 def _client(config: EntraConfig) -> msal.ConfidentialClientApplication:
     """A client for one request: its token cache dies with it, so no worker keeps anyone's
-    tokens; the discovery responses come from the shared http cache.
+    tokens; the discovery responses come from this thread's http cache.
 
     :raise IdentityUnavailable: the authority's discovery document can't be fetched.
     """
@@ -297,8 +311,8 @@ def _client(config: EntraConfig) -> msal.ConfidentialClientApplication:
             instance_discovery=False,
             exclude_scopes=EXCLUDED_SCOPES,
             token_cache=msal.TokenCache(),
+            http_client=_http(),
             http_cache=_msal_http_cache(),
-            timeout=HTTP_TIMEOUT,
         )
     except (requests.RequestException, ValueError) as error:
         raise IdentityUnavailable(f"{config.authority}: {error}") from None
