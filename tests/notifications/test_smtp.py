@@ -271,3 +271,16 @@ def test_starttls_trusts_the_ca_named_by_ssl_cert_file(
     server = smtp_server(tls_context=server_tls, require_starttls=True)
     SmtpTransport(f"smtp://127.0.0.1:{server.port}", SENDER).send(notification())
     assert len(server.messages) == 1
+
+
+def test_names_beyond_ascii_arrive_as_written(smtp_server):
+    server = smtp_server()
+    transport = SmtpTransport(f"smtp://127.0.0.1:{server.port}", "Tracéur <tracker@force.example>")
+    transport.send(notification(items=(item(name="Siân Ó Dálaigh"),), recipient_name="Sgt Zoë"))
+    message = parsed(server.messages[0])
+    assert message["Subject"] == "Welfare conversation suggested: Siân Ó Dálaigh"
+    assert message["To"] == "Sgt Zoë <sergeant@force.example>"
+    assert message["From"] == "Tracéur <tracker@force.example>"
+    assert "Siân Ó Dálaigh" in message.get_body(("plain",)).get_content()
+    assert "Siân Ó Dálaigh" in message.get_body(("html",)).get_content()
+    assert all(len(line) <= 998 for line in server.messages[0].original_content.split(b"\r\n"))
