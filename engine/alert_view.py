@@ -204,7 +204,13 @@ def alerts_for_recipient(
     return found
 
 
+MAX_ID = 2**31 - 1  # the largest id an alerts row can have (an integer column on PostgreSQL)
+
+
 def alert_row(conn: sa.Connection, alert_id: int) -> Any | None:
+    """The alerts row, or None (also for an id no database could hold)."""
+    if not 0 < alert_id <= MAX_ID:
+        return None
     return conn.execute(sa.select(alerts_t).where(alerts_t.c.id == alert_id)).first()
 
 

@@ -95,7 +95,7 @@ def may_view_person(user, staff_id: str, **_: Any) -> bool:
     force, wellbeing or an auditor. Anyone but the person must give a reason (needs_reason)."""
     if user.staff_id == staff_id:
         return True
-    if not _known(staff_id) or _opted_out(staff_id):
+    if "\x00" in staff_id or not _known(staff_id) or _opted_out(staff_id):
         return False
     return any(user.has(role) for role in VIEWER_ROLES) or supervises(user, staff_id)
 

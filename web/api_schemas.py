@@ -23,9 +23,17 @@ class _Shape(BaseModel):
 
 
 class _Request(BaseModel):
-    """A request: only the fields named here, each as described."""
+    """A request: only the fields named here, each as described. Text may not hold NUL
+    characters (PostgreSQL can't store them; no person types one)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class ErrorBody(BaseModel):

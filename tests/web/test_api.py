@@ -222,3 +222,15 @@ def test_the_openapi_document_is_generated_from_the_routes(api, app):
     query = doc["paths"]["/api/v1/people/{staff_id}/exposure"]["get"]["parameters"]
     assert {p["name"] for p in query} >= {"staff_id", "reason", "note"}
     assert set(doc["components"]["securitySchemes"]) == {"bearer", "session"}
+
+
+def test_text_no_database_can_store_is_refused_not_a_500(api, web_force):
+    alert_id = web_force.alerts["P100"]
+    response = api.get("wellbeing", "/api/v1/people/P1%0000/exposure?reason=audit")
+    assert response.status_code == 403
+    response = api.get("wellbeing", "/api/v1/people/P100/exposure?reason=other&note=a%00b")
+    assert response.status_code == 400 and response.json["error"].startswith("note:")
+    response = api.post("wellbeing", f"/api/v1/alerts/{alert_id}/ack", json={"note": "a\x00"})
+    assert response.status_code == 400 and response.json["error"].startswith("note:")
+    assert api.get("wellbeing", f"/api/v1/alerts/{2**31}").status_code == 404
+    assert api.get("supervisor", f"/api/v1/alerts/{2**63}").status_code == 403
