@@ -107,6 +107,11 @@ def current_indicators(engine: sa.Engine, staff_id: str) -> list[dict[str, Any]]
     if row is None:
         return None
     return [
-        {"field": name, "label": label, "value": getattr(row, name)}
+        {"field": name, "label": label, "value": _shown(getattr(row, name))}
         for name, label in OTHER_INDICATORS
     ]
+
+
+def _shown(value: Any) -> Any:
+    """Years of service to one decimal place; counts as they are."""
+    return round(value, 1) if isinstance(value, float) else value

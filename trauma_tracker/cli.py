@@ -467,6 +467,7 @@ main.add_command(alerts)
 main.add_command(audit)
 __import__("trauma_tracker.cli_delivery").cli_delivery.register(main)  # notify, outbox
 __import__("trauma_tracker.cli_service").cli_service.register(main)  # run, scheduler
+__import__("trauma_tracker.cli_web").cli_web.register(main)  # serve
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -263,13 +263,15 @@ dev = Blueprint("dev", __name__, url_prefix="/dev")
 @public("the demo's persona picker (TT_DEV_LOGIN only)")
 def login():
     """The persona picker: choose a real person from the people feed and the roles to hold."""
+    from wtforms.fields.choices import SelectChoice
+
     from web.forms import DevLoginForm
 
     day = _today()
     choices = people.picker_people(db.engine(), day)
     form = DevLoginForm()
     form.staff_id.choices = [
-        (p["staff_id"], f"{p['display_name']} ({p['staff_id']})") for p in choices
+        SelectChoice(p["staff_id"], f"{p['display_name']} ({p['staff_id']})") for p in choices
     ]
     if form.validate_on_submit():
         staff_id = form.chosen_staff_id()

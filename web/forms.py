@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import RadioField, SelectMultipleField, StringField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from engine.alerts import OUTCOMES
@@ -40,6 +41,11 @@ ROLE_LABELS = {
 }
 
 
+def choices(pairs) -> list[SelectChoice]:
+    """(value, label) pairs as WTForms choices."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
 def _strip(value: str | None) -> str | None:
     return value.strip() if isinstance(value, str) else value
 
@@ -59,13 +65,19 @@ class DevLoginForm(FlaskForm):
     )
     roles = MultiCheckboxField(
         "Roles to hold (leave all unticked for an officer or supervisor)",
-        choices=list(ROLE_LABELS.items()),
+        choices=choices(ROLE_LABELS.items()),
         validate_choice=True,
     )
 
-    def validate_other_staff_id(self, field) -> None:
-        if not field.data and not self.staff_id.data:
-            raise ValidationError("Choose a person, or type a staff id")
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if not self.other_staff_id.data and not self.staff_id.data:
+            self.other_staff_id.errors = [
+                *self.other_staff_id.errors,
+                "Choose a person, or type a staff id",
+            ]
+            return False
+        return valid
 
     def chosen_staff_id(self) -> str:
         return self.other_staff_id.data or self.staff_id.data
@@ -76,7 +88,7 @@ class ReasonForm(FlaskForm):
 
     reason = RadioField(
         "Why are you looking at this record?",
-        choices=list(REASONS),
+        choices=choices(REASONS),
         validators=[InputRequired(message="Choose why you are looking at this record")],
     )
     note = TextAreaField(
@@ -86,9 +98,13 @@ class ReasonForm(FlaskForm):
         filters=[_strip],
     )
 
-    def validate_note(self, field) -> None:
-        if self.reason.data == "other" and not field.data:
-            raise ValidationError("Say why you are looking at this record")
+    def validate(self, extra_validators=None) -> bool:
+        # Not an inline validator: Optional() stops those for an empty note.
+        valid = super().validate(extra_validators)
+        if self.reason.data == "other" and not self.note.data:
+            self.note.errors = [*self.note.errors, "Say why you are looking at this record"]
+            return False
+        return valid
 
 
 class AcknowledgeForm(FlaskForm):
@@ -98,7 +114,7 @@ class AcknowledgeForm(FlaskForm):
 class ResolveForm(FlaskForm):
     outcome = RadioField(
         "What was the outcome?",
-        choices=list(OUTCOME_LABELS.items()),
+        choices=choices(OUTCOME_LABELS.items()),
         validators=[InputRequired(message="Choose the outcome of the conversation")],
     )
     note = TextAreaField(
@@ -116,9 +132,6 @@ class ConfirmForm(FlaskForm):
 class ConversationForm(FlaskForm):
     to = RadioField(
         "Who would you like to talk to?",
-        choices=[
-            ("supervisor", "My supervisor"),
-            ("wellbeing", "The wellbeing team"),
-        ],
+        choices=choices([("supervisor", "My supervisor"), ("wellbeing", "The wellbeing team")]),
         validators=[DataRequired(message="Choose who you would like to talk to")],
     )

@@ -64,7 +64,10 @@ class WebForce:
     rules_dir: Path
     now: datetime
     personas: dict[str, tuple[str | None, tuple[str, ...]]] = field(default_factory=dict)
-    alerts: dict[str, int] = field(default_factory=dict)  # staff id -> their open alert's id
+    # The alerts the tests act on: P100's cluster alert (to P200), P101's TRiM alert (to P200
+    # and wellbeing); every open alert by (staff id, rule id).
+    alerts: dict[str, int] = field(default_factory=dict)
+    rule_alerts: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @property
     def engine(self) -> sa.Engine:
@@ -155,15 +158,17 @@ def build_web_force(url: str, rules_dir: Path, now: datetime | None = None) -> W
     opt_out(force.engine, "P102", actor="P102", channel="web", clock=lambda: now)
     with force.engine.connect() as conn:
         rows = conn.execute(
-            sa.text("SELECT id, staff_id FROM alerts WHERE status = 'open' ORDER BY id")
+            sa.text("SELECT id, staff_id, rule_id FROM alerts WHERE status = 'open' ORDER BY id")
         ).all()
+    by_rule = {(row.staff_id, row.rule_id): row.id for row in rows}
     return WebForce(
         force=force,
         url=url,
         rules_dir=rules_dir,
         now=now,
         personas=dict(PERSONAS),
-        alerts={row.staff_id: row.id for row in rows},
+        alerts={"P100": by_rule[("P100", "cluster-30d")], "P101": by_rule[("P101", "trim-check")]},
+        rule_alerts=by_rule,
     )
 
 

@@ -68,7 +68,7 @@ def alert(alert_id: int):
     return _page(alert_id, ResolveForm(formdata=None))
 
 
-def _page(alert_id: int, resolve_form: ResolveForm, status: int = 200):
+def _page(alert_id: int, resolve_form: ResolveForm):
     from engine.access_log import record_view
     from engine.alert_view import alert_detail
     from web import access
@@ -84,15 +84,13 @@ def _page(alert_id: int, resolve_form: ResolveForm, status: int = 200):
         record_view(
             conn, user.staff_id, detail["staff_id"], "alert_review", None, db.now(), what="alert"
         )
-    return (
-        render_template(
-            "alerts/alert.html",
-            alert=detail,
-            may_act=access.may_act_on_alert(user, alert_id),
-            acknowledge_form=AcknowledgeForm(formdata=None),
-            resolve_form=resolve_form,
-        ),
-        status,
+    return render_template(
+        "alerts/alert.html",
+        alert=detail,
+        may_act=access.may_act_on_alert(user, alert_id),
+        may_view_person=access.may_view_person(user, detail["staff_id"]),
+        acknowledge_form=AcknowledgeForm(formdata=None),
+        resolve_form=resolve_form,
     )
 
 
@@ -118,7 +116,7 @@ def resolve_alert(alert_id: int):
     """Close the alert with the conversation's outcome (required) and an optional note."""
     form = ResolveForm()
     if not form.validate_on_submit():
-        return _page(alert_id, form, status=400)
+        return _page(alert_id, form)  # the form again, its errors summarised at the top
     try:
         with db.engine().begin() as conn:
             resolve(

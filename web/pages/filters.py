@@ -10,6 +10,7 @@ from engine.sqltime import LONDON, read_datetime
 from web import auth
 from web.forms import OUTCOME_LABELS, REASON_LABELS
 
+CHANNEL_NAMES = {"teams": "Microsoft Teams", "email": "email"}
 TIER_NAMES = {1: "Tier 1", 2: "Tier 2", 3: "Tier 3 (most serious)"}
 
 
@@ -58,6 +59,7 @@ def register(app: Flask) -> None:
         outcome_label=lambda v: OUTCOME_LABELS.get(v, words(v)),
         reason_label=lambda v: REASON_LABELS.get(v, words(v)),
         tier_name=lambda v: TIER_NAMES.get(v, f"Tier {v}"),
+        channel_name=lambda v: CHANNEL_NAMES.get(v, v),
     )
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
