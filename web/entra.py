@@ -334,11 +334,13 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _problem(status: int, title: str, text: str, *, again: bool = True):
-    return (
-        render_template("entra/problem.html", title=title, text=text, again=again, status=status),
-        status,
+def _problem(status: int, title: str, text: str, *, again: bool = True, switch: bool = False):
+    """A page saying what went wrong; `again` offers to sign in again, `switch` to sign out
+    of Microsoft first (someone signed in with another person's or a second account)."""
+    page = render_template(
+        "entra/problem.html", title=title, text=text, again=again, switch=switch, status=status
     )
+    return page, status
 
 
 @bp.app_errorhandler(IdentityUnavailable)
@@ -473,6 +475,7 @@ def callback():
             "More than one person in the tracker's people records has your email address. "
             "Ask the tracker's administrator to correct the people records.",
             again=False,
+            switch=True,
         )
     start_session(user)
     log.info("signed in: %s", user.staff_id)
@@ -496,6 +499,7 @@ def _not_in_records():
         "email address, so it cannot show you anything. If you work for the force, ask the "
         "tracker's administrator to check the people feed has your work email address.",
         again=False,
+        switch=True,
     )
 
 

@@ -7,9 +7,13 @@ identity endpoint, over TLS with the test CA): GET /sign-in -> authorize -> /aut
 
 from __future__ import annotations
 
+import os
+import re
+import threading
 import time
 import urllib.parse
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -204,6 +208,7 @@ def test_a_person_not_in_the_people_records_gets_a_page_saying_so(client, identi
     assert done.status_code == 403
     assert "not in the tracker" in page_text(done) and "people records" in page_text(done)
     assert "stranger@force.example" not in page_text(done)
+    assert 'href="/auth/sign-out"' in page_text(done)  # for someone on the wrong account
     assert session_user(client)["staff_id"] is None
 
 
@@ -544,3 +549,91 @@ def test_behind_a_proxy_the_redirect_address_comes_from_tt_base_url(database_url
 def test_after_sign_in_only_this_site_is_followed(client, identity, target):
     done = sign_in(client, identity, ALEX, next_url=target)
     assert done.status_code == 302 and done.headers["Location"] == "/"
+
+
+# --- in a real browser -------------------------------------------------------------------------
+
+CHROMIUM = Path(os.environ.get("TT_CHROMIUM", "/usr/bin/chromium"))
+SCREENS = Path(os.environ.get("TT_SCREENSHOTS", "/tmp/tt-screens"))
+
+
+@pytest.fixture
+def chromium():
+    if not CHROMIUM.exists():
+        message = f"chromium not found at {CHROMIUM}: apt-get install chromium (or set TT_CHROMIUM)"
+        if os.environ.get("CI") == "true" or os.environ.get("TT_TEST_POSTGRES") == "require":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def served(database_url, people, identity):
+    """The app served on loopback by werkzeug, signing in at the identity endpoint."""
+    from werkzeug.serving import make_server
+
+    from web import create_app
+
+    settings = Settings(
+        database_url=database_url,
+        secret_key=SECRET_KEY,
+        web=WebSettings(
+            oidc_client_id=identity.client_id,
+            oidc_client_secret=identity.client_secret,
+            oidc_authority=identity.authority,
+        ),
+    )
+    app = create_app(settings, loopback=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+    app.extensions["tt"].dispose()
+
+
+@pytest.mark.slow
+@tokens_only
+def test_signing_in_in_a_browser(chromium, served, identity):
+    """The whole journey in chromium: the Lax session cookie that holds the flow comes back
+    with Entra ID's redirect, and the person lands on their record; a stranger gets the
+    not-in-records page, which passes axe-core."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    # The identity endpoint's certificate is from the test CA, which chromium doesn't know.
+    context = chromium.new_context(
+        ignore_https_errors=True, viewport={"width": 1100, "height": 900}
+    )
+    page = context.new_page()
+    identity.user = dict(WREN)
+    page.goto(served + "/me")
+    page.get_by_role("button", name="Sign in with your force account").click()
+    page.wait_for_url(served + "/me")
+    assert "Wren Wellbeing" in page.content()
+    page.screenshot(path=str(SCREENS / "entra-signed-in.png"), full_page=True)
+    context.close()
+
+    context = chromium.new_context(
+        ignore_https_errors=True, viewport={"width": 1100, "height": 900}
+    )
+    page = context.new_page()
+    identity.user = {"email": "stranger@force.example"}
+    page.goto(served + "/sign-in")
+    page.wait_for_url(re.compile(re.escape(served) + r"/auth/callback\?.*"))
+    assert page.get_by_role("heading", level=1).inner_text() == (
+        "Your account is not in the tracker's people records"
+    )
+    page.screenshot(path=str(SCREENS / "entra-not-in-records.png"), full_page=True)
+    results = Axe().run(page)
+    assert results.violations_count == 0, results.generate_report()
+    context.close()
