@@ -267,7 +267,11 @@ class SmtpTransport(Transport):
         elif isinstance(error, OSError):
             problem = f"connection failed ({error.strerror or error})"
         else:
-            problem = str(error) or type(error).__name__
+            # smtplib's own complaints, e.g. "No suitable authentication method found": the
+            # server and the settings don't fit, and asking again won't change that.
+            return TransportError(
+                self._scrub(f"{self._where}: {error or type(error).__name__}"), permanent=True
+            )
         permanent = code is not None and 500 <= code < 600
         return TransportError(self._scrub(f"{self._where}: {problem}"), permanent=permanent)
 

@@ -284,3 +284,14 @@ def test_names_beyond_ascii_arrive_as_written(smtp_server):
     assert "Siân Ó Dálaigh" in message.get_body(("plain",)).get_content()
     assert "Siân Ó Dálaigh" in message.get_body(("html",)).get_content()
     assert all(len(line) <= 998 for line in server.messages[0].original_content.split(b"\r\n"))
+
+
+def test_credentials_for_a_server_without_auth_are_a_permanent_error(smtp_server):
+    server = smtp_server()  # offers no AUTH
+    url = f"smtp://tracker:{PASSWORD_IN_URL}@127.0.0.1:{server.port}"
+    with pytest.raises(TransportError) as caught:
+        SmtpTransport(url, SENDER).send(notification())
+    assert caught.value.permanent
+    assert "AUTH" in caught.value.message
+    assert PASSWORD not in caught.value.message
+    assert server.messages == []
