@@ -11,6 +11,7 @@ can restart the whole service.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
@@ -31,6 +32,17 @@ log = logging.getLogger("trauma_tracker.run")
 # How long `run` waits for its children after passing a stop on, before killing them: a
 # job in progress finishes first (a large ingest takes a while).
 STOP_TIMEOUT_SECONDS = 120.0
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In a child, before exec: SIGTERM it if `run` dies (Linux), so a killed `run` leaves no
+    scheduler or server behind (under systemd, the unit's cgroup is stopped anyway)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return  # not Linux: nothing to ask for
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -112,10 +124,14 @@ def run_command(obj: Context, host: str, port: int, log_level: str) -> None:
     code = 0
     try:
         children["scheduler"] = subprocess.Popen(
-            [*command, "scheduler", "--log-level", log_level], env=env
+            [*command, "scheduler", "--log-level", log_level],
+            env=env,
+            preexec_fn=_die_with_parent,
         )
         children["web"] = subprocess.Popen(
-            [*command, "serve", "--host", host, "--port", str(port)], env=env
+            [*command, "serve", "--host", host, "--port", str(port)],
+            env=env,
+            preexec_fn=_die_with_parent,
         )
         log.info(
             "running",

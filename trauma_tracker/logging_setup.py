@@ -30,6 +30,13 @@ class _PrivateFormatter(JsonFormatter):
         return super().formatException(ei)
 
 
+def _still_running(record: logging.LogRecord) -> bool:
+    return not (
+        record.name.startswith("apscheduler")
+        and "maximum number of running instances reached" in record.getMessage()
+    )
+
+
 def json_formatter() -> logging.Formatter:
     formatter = _PrivateFormatter(
         FIELDS,
@@ -51,6 +58,8 @@ def configure(level: str | int = "INFO", stream: Any = None) -> logging.Handler:
     handler._trauma_tracker = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    # APScheduler says "Running job ..." every few seconds: its warnings and errors only.
+    # APScheduler says "Running job ..." every few seconds: its warnings and errors only, and
+    # not that a poll was skipped because the last one is still ingesting (it runs again).
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
+    handler.addFilter(_still_running)
     return handler

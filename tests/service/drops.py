@@ -9,9 +9,9 @@ from pathlib import Path
 
 from tests.feedfiles import SAMPLE_ROWS, write_csv
 
-OFFICER, SUPERVISOR = "S1", "S2"
+OFFICER, SUPERVISOR, OTHER_OFFICER = "S1", "S2", "S3"
 # Words that must never reach a log line or a message beyond what CONTRACT allows.
-PRIVATE_WORDS = ("Alex Officer", "Sam Sergeant", "SUDDEN_DEATH", "CHILD", "INC-")
+PRIVATE_WORDS = ("Alex Officer", "Sam Sergeant", "Jo Constable", "SUDDEN_DEATH", "CHILD", "INC-")
 
 
 def settle(path: Path) -> Path:
@@ -23,9 +23,18 @@ def settle(path: Path) -> Path:
 
 
 def write_team(folder: Path, supervisor_email: str = "sam@force.example") -> list[Path]:
-    """The units and people files: S1 supervised by S2."""
+    """The units and people files: S1 and S3 supervised by S2."""
     people = [dict(row) for row in SAMPLE_ROWS["people"]]
     people[1]["email"] = supervisor_email
+    people.append(
+        {
+            **people[0],
+            "staff_id": OTHER_OFFICER,
+            "display_name": "Jo Constable",
+            "email": "jo@force.example",
+            "collar_number": "1003",
+        }
+    )
     return [
         settle(write_csv(folder / "units.csv", SAMPLE_ROWS["units"])),
         settle(write_csv(folder / "people.csv", people)),
@@ -33,10 +42,15 @@ def write_team(folder: Path, supervisor_email: str = "sam@force.example") -> lis
 
 
 def write_exposure(
-    folder: Path, urn: str, at: datetime | None = None, staff_id: str = OFFICER
+    folder: Path,
+    urn: str,
+    at: datetime | None = None,
+    staff_id: str = OFFICER,
+    other_incidents: int = 0,
 ) -> list[Path]:
     """A cc_incidents and a cc_deployments file: `staff_id` attended the death of a child
-    (tier 3 in the test criteria) an hour before `at` (default now)."""
+    (tier 3 in the test criteria) an hour before `at` (default now). `other_incidents` more
+    incidents nobody attended make the incidents file take a while to ingest."""
     moment = (at or datetime.now(UTC)) - timedelta(hours=1)
     stamp = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
     incident = {
@@ -56,7 +70,11 @@ def write_exposure(
         "arrived_at": stamp,
         "cleared_at": "",
     }
+    others = [
+        {**incident, "incident_urn": f"{urn}-X{n}", "closing_code": "ADVICE", "qualifiers": ""}
+        for n in range(other_incidents)
+    ]
     return [
-        settle(write_csv(folder / f"cc_incidents_{urn}.csv", [incident])),
+        settle(write_csv(folder / f"cc_incidents_{urn}.csv", [incident, *others])),
         settle(write_csv(folder / f"cc_deployments_{urn}.csv", [deployment])),
     ]
