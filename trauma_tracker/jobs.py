@@ -168,6 +168,7 @@ class Jobs:
         # A database that is away would fail every file into failed/: find out first.
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
+        log.info("intake: files waiting", extra={"files": len(files)})
         started = time.monotonic()
         for report in ingest_files(self.ingestor, files, move=True, jobs=None):
             if self.stopping.is_set():
