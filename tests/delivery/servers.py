@@ -25,6 +25,7 @@ class Mail:
     message_id: str
     subject: str
     text: str  # every text part, plain and HTML, decoded
+    plain: str  # the plain-text part
 
 
 class MailRecorder:
@@ -44,17 +45,18 @@ class MailRecorder:
             if not answer.startswith("250"):
                 return answer
             message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-            parts = [
-                part.get_content()
+            parts = {
+                part.get_content_subtype(): part.get_content()
                 for part in message.walk()
                 if part.get_content_maintype() == "text"
-            ]
+            }
             self.mails.append(
                 Mail(
                     to=list(envelope.rcpt_tos),
                     message_id=str(message["Message-ID"]),
                     subject=str(message["Subject"]),
-                    text="\n".join(parts),
+                    text="\n".join(parts.values()),
+                    plain=parts.get("plain", ""),
                 )
             )
         return "250 OK"
@@ -136,18 +138,19 @@ class Webhook:
         self._thread.join(5)
 
 
-def card_text(envelope: dict[str, Any]) -> str:
-    """Every string in a posted card, joined: what a reader of the card could see."""
+def card_text(envelope: dict[str, Any], keys: tuple[str, ...] | None = None) -> str:
+    """Every string in a posted card, joined; with `keys`, only the values of those keys
+    (e.g. "text" and "title": the words a reader of the card sees)."""
     found: list[str] = []
 
-    def walk(value: Any) -> None:
+    def walk(value: Any, key: str | None = None) -> None:
         if isinstance(value, dict):
-            for inner in value.values():
-                walk(inner)
+            for name, inner in value.items():
+                walk(inner, name)
         elif isinstance(value, list):
             for inner in value:
-                walk(inner)
-        elif isinstance(value, str):
+                walk(inner, key)
+        elif isinstance(value, str) and (keys is None or key in keys):
             found.append(value)
 
     walk(envelope)
