@@ -125,7 +125,7 @@ def post_json(
     """
     hidden = secret_spellings([*secrets, *url_secrets(url)])
     protect_in_logs(hidden)
-    data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     all_headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
     attempt = 0
     while True:

@@ -14,6 +14,7 @@ would become a link).
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,11 @@ FOOTER = (
     "This is a conversation starter, not a diagnosis; it must never be used for discipline, "
     "performance or promotion decisions."
 )
-# A card with more items than this lists them one line each, the name being the link, so that
-# a long digest stays within Teams' message size (about 28 KB).
+# A card with more items than this lists them one line each, the line being the link, so that
+# a long digest stays within Teams' message size (about 28 KB; CARD_MAX_BYTES leaves room for
+# the envelope).
 CARD_FULL_ITEMS = 10
+CARD_MAX_BYTES = 27_000
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 _SEVERITY_COLOUR = {"high": "Attention", "medium": "Warning", "low": "Default"}
 
@@ -177,18 +180,59 @@ def _open(title: str, link: str) -> dict[str, Any]:
     return {"type": "Action.OpenUrl", "title": title, "url": link}
 
 
-def _item_line(kind: str, item: Item, *, link_name: bool = False) -> dict[str, Any]:
+def _item_line(kind: str, item: Item) -> dict[str, Any]:
     """One line: who, and why (the rule's title), as runs Teams shows as written."""
     name = _run(_one_line(item.person_name), weight="Bolder")
-    if link_name:
-        name["selectAction"] = _open(_one_line(item.person_name), item.link)
     if kind == "conversation_request":
         inlines = [name, _run(" has asked for a welfare conversation.")]
     else:
         inlines = [_run(_WORDS[kind]["lead"]), name, _run(": " + _one_line(item.title))]
-    if link_name and kind != "conversation_request":
-        inlines.append(_run(f" ({item.severity.capitalize()})"))
     return {"type": "RichTextBlock", "inlines": inlines}
+
+
+def _short_line(kind: str, item: Item) -> dict[str, Any]:
+    """The line of a long list, as small as it can be: the whole line is the link."""
+    text = _one_line(item.person_name)
+    if kind != "conversation_request":
+        text += f": {_one_line(item.title)} ({item.severity.capitalize()})"
+    return {"type": "RichTextBlock", "inlines": [_run(text, selectAction=_url(item.link))]}
+
+
+def _url(link: str) -> dict[str, Any]:
+    return {"type": "Action.OpenUrl", "url": link}
+
+
+def _size(part: Any) -> int:
+    return len(json.dumps(part, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _long_list(kind: str, items: tuple[Item, ...], budget: int) -> list[dict[str, Any]]:
+    """Each item on a line of its own, as many as fit in `budget` bytes; when some don't, a
+    last line says more are waiting and links to the alerts page (the email lists them all)."""
+    lines: list[dict[str, Any]] = []
+    more = {
+        "type": "RichTextBlock",
+        "inlines": [
+            _run(
+                "More are waiting: open your alerts to see them all.",
+                weight="Bolder",
+                selectAction=_url(_alerts_page(items[0].link)),
+            )
+        ],
+    }
+    room = budget - _size(more)
+    for item in items:
+        line = _short_line(kind, item)
+        room -= _size(line) + 1
+        if room < 0:
+            return [*lines, more]
+        lines.append(line)
+    return lines
+
+
+def _alerts_page(link: str) -> str:
+    parts = urlsplit(link)
+    return f"{parts.scheme}://{parts.netloc}/alerts"
 
 
 def _severity(item: Item) -> dict[str, Any]:
@@ -241,23 +285,7 @@ def render_card(n: Notification) -> dict[str, Any]:
                 }
             ]
         }
-    if len(n.items) == 1:
-        item = n.items[0]
-        body.append(_item_line(n.kind, item))
-        if n.kind != "conversation_request":
-            body.append(_severity(item))
-        card["actions"] = [_open(words["button"], item.link)]
-    elif len(n.items) <= CARD_FULL_ITEMS:
-        for item in n.items:
-            parts: list[dict[str, Any]] = [_item_line(n.kind, item)]
-            if n.kind != "conversation_request":
-                parts.append(_severity(item))
-            button = f"{words['button']} for {_one_line(item.person_name)}"
-            parts.append({"type": "ActionSet", "actions": [_open(button, item.link)]})
-            body.append({"type": "Container", "separator": True, "items": parts})
-    else:
-        body.extend(_item_line(n.kind, item, link_name=True) for item in n.items)
-    body += [
+    ending: list[dict[str, Any]] = [
         {"type": "TextBlock", "text": words["todo"], "wrap": True, "spacing": "Medium"},
         {
             "type": "TextBlock",
@@ -273,4 +301,22 @@ def render_card(n: Notification) -> dict[str, Any]:
             "inlines": [_run(f"Ref: {n.key}", size="Small", isSubtle=True)],
         },
     ]
+    if len(n.items) == 1:
+        item = n.items[0]
+        body.append(_item_line(n.kind, item))
+        if n.kind != "conversation_request":
+            body.append(_severity(item))
+        card["actions"] = [_open(words["button"], item.link)]
+    elif len(n.items) <= CARD_FULL_ITEMS:
+        for item in n.items:
+            parts: list[dict[str, Any]] = [_item_line(n.kind, item)]
+            if n.kind != "conversation_request":
+                parts.append(_severity(item))
+            button = f"{words['button']} for {_one_line(item.person_name)}"
+            parts.append({"type": "ActionSet", "actions": [_open(button, item.link)]})
+            body.append({"type": "Container", "separator": True, "items": parts})
+    else:
+        budget = CARD_MAX_BYTES - _size(card) - _size(ending)
+        body += _long_list(n.kind, n.items, budget)
+    body += ending
     return card

@@ -112,7 +112,7 @@ def _shown(n: Notification) -> dict[str, str]:
     for block in _blocks(card, "RichTextBlock"):
         card_words += [run["text"] for run in block["inlines"]]
     for action in _blocks(card, "Action.OpenUrl"):
-        card_words += [action["title"], action["url"]]
+        card_words += [action.get("title", ""), action["url"]]
     return {
         "subject": subject,
         "text": text,
@@ -192,24 +192,42 @@ def test_the_validator_rejects_what_teams_would_not_show(validate_cards):
     assert any("version" in p for p in problems[4])
 
 
-def test_a_long_digest_still_lists_everyone_within_the_size_limit(validate_cards):
+def _digest(count: int) -> Notification:
     many = tuple(
         Item(
             n,
-            f"Person Number {chr(65 + n % 26)}{chr(65 + n // 26)}",
+            f"Person {chr(65 + n % 26)}{chr(65 + n // 26 % 26)} Lastname",
             TITLE,
             "medium",
             f"https://tracker.force.example/alerts/{n}",
         )
-        for n in range(60)
+        for n in range(count)
     )
-    n = Notification(KEY, "digest", "teams", "sergeant@force.example", "Sgt Jo", many)
+    return Notification(KEY, "digest", "teams", "sergeant@force.example", "Sgt Jo", many)
+
+
+def test_a_long_digest_lists_everyone_within_the_size_limit(validate_cards):
+    n = _digest(60)
     card = render_card(n)
     assert validate_cards([card]) == [[]]
     assert len(json.dumps(card).encode()) < 28_000
-    assert set(_urls(card)) == {item.link for item in many}
+    assert set(_urls(card)) == {item.link for item in n.items}
+    assert "More are waiting" not in json.dumps(card)
+
+
+def test_a_digest_too_long_for_one_card_says_more_are_waiting(validate_cards):
+    n = _digest(400)
+    card = render_card(n)
+    assert validate_cards([card]) == [[]]
+    size = len(json.dumps(card, separators=(",", ":")).encode())
+    assert 20_000 < size <= 27_000  # filled, and within Teams' limit with the envelope
+    urls = _urls(card)
+    assert urls[-1] == "https://tracker.force.example/alerts"  # "More are waiting: ..."
+    shown = urls[:-1]
+    assert len(shown) > 50 and shown == [item.link for item in n.items[: len(shown)]]
+    # The email has no such limit: it lists everyone.
     _subject, text, _html = render_email(n)
-    assert all(item.person_name in text for item in many)
+    assert all(item.person_name in text and item.link in text for item in n.items)
 
 
 def test_card_text_from_names_is_never_read_as_markdown():
