@@ -25,7 +25,7 @@ OTHER_INDICATORS = (
     ("cancelled_rest_days_90d", "Cancelled rest days, last 90 days"),
     ("cancelled_rest_days_365d", "Cancelled rest days, last 12 months"),
     ("sickness_days_365d", "Sickness days, last 12 months"),
-    ("open_investigations", "Open investigations you are officer in charge of"),
+    ("open_investigations", "Open investigations as officer in charge"),
     ("service_years", "Years of service"),
 )
 

@@ -125,8 +125,8 @@ def _register_blueprints(app: Flask, settings: Settings, limiter: Limiter) -> No
         entra = importlib.import_module("web.entra")
         app.extensions["tt_entra"] = entra
         app.register_blueprint(entra.bp)
-        for endpoint in app.view_functions:
-            if endpoint.startswith("entra."):
+        for endpoint in ("entra.sign_in", "entra.callback"):
+            if endpoint in app.view_functions:
                 _limit(app, limiter, endpoint)
     if importlib.util.find_spec("web.api") is not None:
         api = importlib.import_module("web.api")
@@ -139,11 +139,11 @@ def _register_blueprints(app: Flask, settings: Settings, limiter: Limiter) -> No
     auth.public("static files")(app.view_functions["static"])
 
 
-def _limit(app: Flask, limiter: Limiter, endpoint: str, **options) -> None:
+def _limit(
+    app: Flask, limiter: Limiter, endpoint: str, limit: str = SIGN_IN_LIMIT, **options
+) -> None:
     """Rate limit one view (sign-in attempts, token issuing), per client address."""
-    app.view_functions[endpoint] = limiter.limit(SIGN_IN_LIMIT, **options)(
-        app.view_functions[endpoint]
-    )
+    app.view_functions[endpoint] = limiter.limit(limit, **options)(app.view_functions[endpoint])
 
 
 def _register_errors(app: Flask) -> None:

@@ -232,14 +232,18 @@ def sign_in_page():
         "auth/sign_in.html",
         next_url=next_url,
         dev_login=db.settings().web.dev_login,
-        entra="entra" in current_app.blueprints,
+        entra="entra" in current_app.blueprints and bool(db.settings().web.oidc_client_id),
     )
 
 
 @bp.post("/sign-out")
 @signed_in
 def sign_out():
+    """End the session; with Entra ID sign-in, sign out of Microsoft too (a shared laptop)."""
     end_session()
+    entra = current_app.extensions.get("tt_entra")
+    if entra is not None and db.settings().web.oidc_client_id:
+        return redirect(entra.sign_out_url())
     return redirect(url_for("auth.signed_out"))
 
 

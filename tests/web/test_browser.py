@@ -172,13 +172,15 @@ def test_an_officer_reads_their_record_sees_who_looked_and_opts_out_and_back_in(
     assert figures.count() == 3
     assert "from 3 exposures" in figures.nth(0).inner_text()  # three suicides in 30 days
     assert page.locator("svg.tt-chart__svg rect").count() >= 4
+    page.get_by_text("The chart's figures as a table").click()  # a details element
     table = page.get_by_role("table", name=re.compile("Exposures by month"))
     assert table.locator("tbody tr").count() == 12
+    officer.check("me-chart-table-open")
     assert page.get_by_role("link", name="Police Care UK").count() == 1
     assert page.get_by_role("link", name="Force welfare line").count() == 1
     log = page.get_by_role("table", name=re.compile("Everyone who opened your record"))
     assert "Sam Sergeant" in log.inner_text()
-    assert "A welfare conversation with them" in log.inner_text()
+    assert "Welfare conversation" in log.inner_text()
 
     # Asking for a conversation shows that it went.
     page.get_by_label("The wellbeing team").check()
@@ -310,3 +312,22 @@ def test_the_alert_journey_can_be_done_with_the_keyboard_alone(visit):
     page.wait_for_selector("text=Outcome recorded")
     assert "Support offered" in page.inner_text("main")
     sergeant.check("keyboard-resolved")
+
+
+def test_the_other_pages_pass_axe_too(visit):
+    wellbeing = visit("wellbeing")
+    page = wellbeing.page
+    wellbeing.go("/dev/login")
+    page.get_by_role("button", name="Sign in").click()  # nobody chosen: an error
+    assert "Choose a person, or type a staff id" in page.inner_text(".govuk-error-summary")
+    wellbeing.check("persona-picker-error")
+    wellbeing.sign_in("P500", ("wellbeing",))
+    wellbeing.check("me-no-exposure")
+    page.get_by_role("link", name="Alerts").click()
+    wellbeing.check("alerts-queue")
+    assert page.get_by_role("link", name=re.compile("Bea Constable")).count() == 1
+    page.get_by_role("link", name="Show resolved alerts too").click()
+    wellbeing.check("alerts-all")
+    page.get_by_role("button", name="Sign out").click()
+    assert wellbeing.heading() == "You have signed out"
+    wellbeing.check("signed-out")

@@ -348,7 +348,7 @@ def test_the_officer_sees_who_looked_at_their_record_and_why(client, sign_in_as,
     post_form(client, "/people/P100", {"reason": "other", "note": "Checking in after a hard month"})
     sign_in_as(client, "officer")
     text = text_of(client.get("/me"))
-    assert "Sam Sergeant" in text and "Something else (say what below): Checking in" in text
+    assert "Sam Sergeant" in text and "Other: Checking in after a hard month" in text
 
 
 def test_opting_out_asks_first_then_deletes_and_opting_in_rebuilds(client, sign_in_as, web_force):

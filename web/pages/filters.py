@@ -6,9 +6,10 @@ from datetime import datetime
 
 from flask import Flask
 
+from engine.access_log import REASON_LABELS
 from engine.sqltime import LONDON, read_datetime
 from web import auth
-from web.forms import OUTCOME_LABELS, REASON_LABELS
+from web.forms import OUTCOME_LABELS
 
 CHANNEL_NAMES = {"teams": "Microsoft Teams", "email": "email"}
 TIER_NAMES = {1: "Tier 1", 2: "Tier 2", 3: "Tier 3 (most serious)"}
