@@ -135,6 +135,7 @@ def _register_blueprints(app: Flask, settings: Settings, limiter: Limiter) -> No
             register(app)
         else:
             app.register_blueprint(api.bp)
+        importlib.import_module("web.api_oversight").register(app)  # issue 12's routes
     # Flask's own static route: files anyone may fetch (the sign-in page needs its CSS).
     auth.public("static files")(app.view_functions["static"])
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from tests.web.conftest import PERSONAS, client, web_force, web_rules  # noqa: F401
+from tests.web.conftest import PERSONAS, app, client, web_force, web_rules  # noqa: F401
 
 # Issue 12's personas: part 1's, and a member of the steering group (roles come with sign-in).
 OVERSIGHT_PERSONAS = {**PERSONAS, "steering": ("P210", ("steering",))}
@@ -23,16 +23,3 @@ def oversight_force(web_force):  # noqa: F811
             )
         )
     return web_force
-
-
-@pytest.fixture
-def app(web_force):  # noqa: F811
-    """The app on `web_force`'s database (tests/web/conftest.py's), with these routes."""
-    from web import create_app
-    from web.api_oversight import register
-
-    app = create_app(web_force.settings(), testing=True)
-    if "oversight" not in app.blueprints:
-        register(app)
-    yield app
-    app.extensions["tt"].dispose()

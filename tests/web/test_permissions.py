@@ -177,6 +177,8 @@ def test_every_route_has_a_permission_decision_and_a_row_in_the_matrix(app):
     undecided, unlisted = [], []
     listed = {(c.endpoint, c.method) for c in CASES}
     for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("oversight."):
+            continue  # issue 12's routes: tests/oversight/test_api_permissions.py
         view = app.view_functions[rule.endpoint]
         if getattr(view, PERMISSION_ATTRIBUTE, None) is None:
             undecided.append(str(rule))
