@@ -55,30 +55,85 @@ def _chunks(ids: list[str]) -> Iterator[list[str]]:
         yield ids[start : start + _CHUNK]
 
 
-def _in_force(version: sa.Table, day: date) -> sa.ColumnElement[bool]:
-    """`version` is its person's row in force on `day`."""
+# Statements are built once, with the person and the day as parameters: the navigation of
+# every page asks whether the user supervises anyone, and building a statement over aliases of
+# the people table costs more than running it.
+_STAFF = sa.bindparam("staff", type_=people_t.c.staff_id.type)
+_DAY = sa.bindparam("day", type_=people_t.c.valid_from.type)
+
+
+def _in_force(version: sa.Table) -> sa.ColumnElement[bool]:
+    """`version` is its person's row in force on the day."""
     newer = people_t.alias("newer")
     newest = (
         sa.select(sa.func.max(newer.c.valid_from))
-        .where(newer.c.staff_id == version.c.staff_id, newer.c.valid_from <= day)
+        .where(newer.c.staff_id == version.c.staff_id, newer.c.valid_from <= _DAY)
         .scalar_subquery()
     )
     return version.c.valid_from == newest
 
 
-def _in_post(version: sa.Table, day: date) -> sa.ColumnElement[bool]:
-    return sa.or_(version.c.leave_date.is_(None), version.c.leave_date > day)
+def _in_post(version: sa.Table) -> sa.ColumnElement[bool]:
+    return sa.or_(version.c.leave_date.is_(None), version.c.leave_date > _DAY)
+
+
+_VERSION_ON = (
+    sa.select(people_t)
+    .where(people_t.c.staff_id == _STAFF, people_t.c.valid_from <= _DAY)
+    .order_by(people_t.c.valid_from.desc())
+    .limit(1)
+)
+
+
+def _chain_statement() -> sa.Select:
+    me, top, below = people_t.alias("me"), people_t.alias("top"), people_t.alias("below")
+    in_post_today = (
+        sa.select(me.c.staff_id)
+        .where(me.c.staff_id == _STAFF, _in_force(me), _in_post(me))
+        .exists()
+    )
+    base = sa.select(top.c.staff_id, top.c.valid_from.label("since")).where(
+        top.c.supervisor_id == _STAFF, _in_force(top), _in_post(top), in_post_today
+    )
+    chain = base.cte("chain", recursive=True)
+    since = sa.case((chain.c.since > below.c.valid_from, chain.c.since), else_=below.c.valid_from)
+    step = (
+        sa.select(below.c.staff_id, since)
+        .join(chain, below.c.supervisor_id == chain.c.staff_id)
+        .where(_in_force(below), _in_post(below))
+    )
+    # UNION (not UNION ALL) drops repeats, so a loop in the feed ends.
+    chain = chain.union(step)
+    return sa.select(chain.c.staff_id, chain.c.since)
+
+
+def _is_supervisor_statement() -> sa.Select:
+    report, me = people_t.alias("report"), people_t.alias("me")
+    in_post_today = (
+        sa.select(me.c.staff_id)
+        .where(me.c.staff_id == _STAFF, _in_force(me), _in_post(me))
+        .exists()
+    )
+    return (
+        sa.select(report.c.staff_id)
+        .where(
+            report.c.supervisor_id == _STAFF,
+            report.c.staff_id != _STAFF,
+            _in_force(report),
+            _in_post(report),
+            in_post_today,
+        )
+        .limit(1)
+    )
+
+
+_CHAIN = _chain_statement()
+_IS_SUPERVISOR = _is_supervisor_statement()
 
 
 def version_on(conn: sa.Connection, staff_id: str, day: date) -> Any | None:
     """The person's people row in force on `day`, or None."""
-    query = (
-        sa.select(people_t)
-        .where(people_t.c.staff_id == staff_id, people_t.c.valid_from <= day)
-        .order_by(people_t.c.valid_from.desc())
-        .limit(1)
-    )
-    return conn.execute(query).first()
+    return conn.execute(_VERSION_ON, {"staff": staff_id, "day": day}).first()
 
 
 def in_post(conn: sa.Connection, staff_id: str, day: date) -> bool:
@@ -89,24 +144,8 @@ def in_post(conn: sa.Connection, staff_id: str, day: date) -> bool:
 def _chain(conn: sa.Connection, supervisor_id: str, day: date) -> dict[str, date]:
     """Everyone `supervisor_id` supervises on `day` (see the module's definition), each with
     the newest `valid_from` along their chain: since when this chain has been in force."""
-    if not in_post(conn, supervisor_id, day):
-        return {}
-    top = people_t.alias("top")
-    base = sa.select(top.c.staff_id, top.c.valid_from.label("since")).where(
-        top.c.supervisor_id == supervisor_id, _in_force(top, day), _in_post(top, day)
-    )
-    chain = base.cte("chain", recursive=True)
-    below = people_t.alias("below")
-    since = sa.case((chain.c.since > below.c.valid_from, chain.c.since), else_=below.c.valid_from)
-    step = (
-        sa.select(below.c.staff_id, since)
-        .join(chain, below.c.supervisor_id == chain.c.staff_id)
-        .where(_in_force(below, day), _in_post(below, day))
-    )
-    # UNION (not UNION ALL) drops repeats, so a loop in the feed ends.
-    chain = chain.union(step)
     found: dict[str, date] = {}
-    for staff_id, started in conn.execute(sa.select(chain.c.staff_id, chain.c.since)):
+    for staff_id, started in conn.execute(_CHAIN, {"staff": supervisor_id, "day": day}):
         started = date.fromisoformat(started) if isinstance(started, str) else started
         if staff_id != supervisor_id:
             found[staff_id] = min(started, found.get(staff_id, started))
@@ -141,21 +180,9 @@ def supervises(conn: sa.Connection, supervisor_id: str, staff_id: str, day: date
 
 
 def is_supervisor(conn: sa.Connection, staff_id: str, day: date) -> bool:
-    """Whether anyone in post has `staff_id` as their supervisor in force on `day`."""
-    if not in_post(conn, staff_id, day):
-        return False
-    report = people_t.alias("report")
-    query = (
-        sa.select(report.c.staff_id)
-        .where(
-            report.c.supervisor_id == staff_id,
-            report.c.staff_id != staff_id,
-            _in_force(report, day),
-            _in_post(report, day),
-        )
-        .limit(1)
-    )
-    return conn.execute(query).first() is not None
+    """Whether `staff_id` is in post and someone in post has them as their supervisor in
+    force on `day`."""
+    return conn.execute(_IS_SUPERVISOR, {"staff": staff_id, "day": day}).first() is not None
 
 
 # --- figures for a set of people --------------------------------------------------------------
