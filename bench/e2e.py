@@ -113,7 +113,7 @@ def prepare(url: str, folder: Path) -> dict:
         "rows": rows,
         "ingest_seconds": round(ingest_seconds, 1),
         "evaluate_seconds": round(evaluate_seconds, 1),
-        "people": report.people,
+        "people_evaluated": report.people,
         "first_alerts": report.alerts_opened,
     }
 
