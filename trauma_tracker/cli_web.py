@@ -10,11 +10,14 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import click
 
-from trauma_tracker.cli import Context, fail
 from trauma_tracker.settings import Settings
+
+if TYPE_CHECKING:  # cli.py imports this module at its end, so import it lazily
+    from trauma_tracker.cli import Context
 
 DEFAULT_WORKERS = 3
 # The request line without its query string: a URL carries at most a staff id in its path.
@@ -98,6 +101,8 @@ def _gunicorn_app(settings: Settings, host: str, port: int, workers: int):
 @click.pass_obj
 def serve(obj: Context, host: str, port: int, workers: int) -> None:
     """Serve the web app (default http://127.0.0.1:5000)."""
+    from trauma_tracker.cli import fail
+
     try:
         settings = check_serving(obj.settings, host)
     except click.UsageError as error:

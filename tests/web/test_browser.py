@@ -93,8 +93,8 @@ class Visit:
     """One person's browser window: every page it lands on is checked with axe-core, must not
     break the Content-Security-Policy, and is photographed."""
 
-    def __init__(self, browser, axe, live, who: str):
-        self.context = browser.new_context(viewport={"width": 1100, "height": 900})
+    def __init__(self, browser, axe, live, who: str, width: int = 1100):
+        self.context = browser.new_context(viewport={"width": width, "height": 900})
         self.page = self.context.new_page()
         self.axe = axe
         self.live = live
@@ -143,8 +143,8 @@ class Visit:
 def visit(browser, axe, live):
     opened: list[Visit] = []
 
-    def open_as(who: str) -> Visit:
-        window = Visit(browser, axe, live, who)
+    def open_as(who: str, width: int = 1100) -> Visit:
+        window = Visit(browser, axe, live, who, width)
         opened.append(window)
         return window
 
@@ -294,10 +294,10 @@ def test_the_alert_journey_can_be_done_with_the_keyboard_alone(visit):
     _tab_to(page, "el.tagName === 'BUTTON' && el.textContent.trim() === 'Sign in'")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile("/me$"))
-    _tab_to(page, "el.textContent.trim() === 'Alerts'")
+    _tab_to(page, "el.tagName === 'A' && el.textContent.trim() === 'Alerts'")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile("/alerts$"))
-    _tab_to(page, "el.textContent.includes('Bea Constable')")
+    _tab_to(page, "el.tagName === 'A' && el.textContent.includes('Bea Constable')")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile("/alerts/\\d+$"))
     _tab_to(page, "el.textContent.trim() === 'Acknowledge alert'")
@@ -331,3 +331,16 @@ def test_the_other_pages_pass_axe_too(visit):
     page.get_by_role("button", name="Sign out").click()
     assert wellbeing.heading() == "You have signed out"
     wellbeing.check("signed-out")
+
+
+def test_pages_reflow_to_a_narrow_screen(visit):
+    """WCAG 1.4.10: usable at 320 CSS pixels wide without scrolling sideways."""
+    phone = visit("phone", width=320)
+    phone.sign_in("P200")
+    for path, name in (("/me", "me"), ("/team", "team"), ("/alerts", "alerts")):
+        phone.go(path)
+        phone.check(f"narrow-{name}")
+        overflow = phone.page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px"
