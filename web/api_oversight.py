@@ -333,7 +333,7 @@ def aggregate_rows():
     """Figures by team, department or area (CONTRACT section 5): a unit of fewer than 5
     people, or one hidden so that no hidden figure can be worked out from the others and the
     totals, has `suppressed: true` and null figures. Opted-out people are in no figure."""
-    view = aggregates.overview(db.engine(), db.now(), trend=False)
+    view = aggregates.current_overview(db.engine(), db.now(), trend=False)
     return view.rows(request.context.query.by)
 
 
@@ -343,7 +343,7 @@ def aggregate_rows():
 def aggregate_trend():
     """Exposures and alerts per person by unit and month, the last 12 months (this one so
     far), with the same suppression as the table; the force total last."""
-    return aggregates.overview(db.engine(), db.now()).trend(request.context.query.by)
+    return aggregates.current_overview(db.engine(), db.now()).trend(request.context.query.by)
 
 
 @bp.get("/aggregates.csv")
@@ -353,7 +353,7 @@ def aggregate_csv():
     """The table (`view=table`) or the trend (`view=trend`) as CSV, exactly as shown:
     suppressed cells empty and marked."""
     query = request.context.query
-    view = aggregates.overview(db.engine(), db.now(), trend=query.view == "trend")
+    view = aggregates.current_overview(db.engine(), db.now(), trend=query.view == "trend")
     text = (aggregates.table_csv if query.view == "table" else aggregates.trend_csv)(view, query.by)
     name = f"overview-{query.by}-{query.view}-{view.day.isoformat()}.csv"
     return Response(

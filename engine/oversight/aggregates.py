@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -149,6 +150,44 @@ def _london_midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), LONDON).astimezone(UTC)
 
 
+# What the overview reads changes only through these: ingest (units, people), evaluations
+# (snapshots), alert events (opened, acknowledged, resolved), opt-outs and opt-ins. Retention
+# removes only what the figures never count (resolved alerts and exposures past the history).
+FINGERPRINT = (
+    "SELECT (SELECT MAX(id) FROM ingest_runs), (SELECT MAX(id) FROM evaluations), "
+    "(SELECT MAX(id) FROM alerts), (SELECT MAX(id) FROM alert_events), "
+    "(SELECT MAX(id) FROM opt_out_events)"
+)
+CACHE_SIZE = 8
+_cache: dict[tuple, Overview] = {}
+_cache_lock = threading.Lock()
+
+
+def current_overview(
+    engine: sa.Engine, now: datetime | None = None, *, trend: bool = True
+) -> Overview:
+    """`overview`, reused while nothing it reads has changed (FINGERPRINT) on the same London
+    day: every leader asks for the same figures, and they are worked out once per change.
+
+    Each process keeps its own copies, always checked against the database, so several
+    workers answer alike.
+    """
+    now = now or datetime.now(UTC)
+    with engine.connect() as conn:
+        stamp = tuple(conn.execute(sa.text(FINGERPRINT)).one())
+    key = (str(engine.url), now.astimezone(LONDON).date(), trend, stamp)
+    with _cache_lock:
+        found = _cache.get(key)
+    if found is not None:
+        return found
+    found = overview(engine, now, trend=trend)
+    with _cache_lock:
+        if len(_cache) >= CACHE_SIZE:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = found
+    return found
+
+
 def overview(engine: sa.Engine, now: datetime | None = None, *, trend: bool = True) -> Overview:
     """Every level's figures and suppression at `now` (default: the present moment).
 
@@ -163,47 +202,28 @@ def overview(engine: sa.Engine, now: datetime | None = None, *, trend: bool = Tr
             UnitNode(r.unit_id, r.parent_id, r.level, r.name)
             for r in conn.execute(sa.text("SELECT unit_id, parent_id, level, name FROM units"))
         ]
-        people = _people_today(conn, bind_date(dialect, day))
-        snapshots = {
-            r.staff_id: (int(r.exposures_365d), float(r.trauma_points_365d))
-            for r in conn.execute(
-                sa.text(
-                    "SELECT staff_id, exposures_365d, trauma_points_365d FROM snapshots "
-                    "WHERE is_current"
-                )
-            )
-        }
+        today = {"d": bind_date(dialect, day)}
+        homes = conn.execute(sa.text(HOME_FIGURES), today).all()
         as_of = conn.execute(sa.text("SELECT MAX(as_of) FROM snapshots WHERE is_current"))
         snapshot_as_of = read_datetime(as_of.scalar())
-        open_alerts = dict(
-            conn.execute(
-                sa.text(
-                    "SELECT staff_id, COUNT(*) FROM alerts WHERE status <> 'resolved' "
-                    "GROUP BY staff_id"
-                )
-            ).all()
-        )
-        by_month: dict[str, dict[str, list[int]]] = {}
+        months: dict[str, dict[str, list[int]]] = {"exposures": {}, "alerts": {}}
         if trend:
             bounds = [bind_datetime(dialect, _london_midnight(s)) for s in starts]
-            by_month["exposures"] = _monthly(conn, "exposures", "at", bounds)
-            by_month["alerts"] = _monthly(conn, "alerts", "opened_at", bounds)
+            months["exposures"] = _monthly(conn, "exposures", "at", bounds, today)
+            months["alerts"] = _monthly(conn, "alerts", "opened_at", bounds, today)
     hierarchy = Hierarchy.build(units)
     figures = {key: Figures() for key in hierarchy.cells}
-    for staff_id, unit_id in people.items():
-        exposures, points = snapshots.get(staff_id, (0, 0.0))
-        alerts = int(open_alerts.get(staff_id, 0))
-        monthly_exposures = by_month.get("exposures", {}).get(staff_id)
-        monthly_alerts = by_month.get("alerts", {}).get(staff_id)
-        for key in hierarchy.cells_of(unit_id):
+    # One row per home unit (the unit people are in today), added to every cell it is in.
+    for home in homes:
+        monthly = (months["exposures"].get(home.unit_id), months["alerts"].get(home.unit_id))
+        for key in hierarchy.cells_of(home.unit_id):
             cell = figures[key]
-            cell.people += 1
-            cell.exposures_365d += exposures
-            cell.points_365d += points
-            cell.open_alerts += alerts
-            for counts, target in (
-                (monthly_exposures, cell.months_exposures),
-                (monthly_alerts, cell.months_alerts),
+            cell.people += int(home.people)
+            cell.exposures_365d += int(home.exposures)
+            cell.points_365d += float(home.points)
+            cell.open_alerts += int(home.open_alerts)
+            for counts, target in zip(
+                monthly, (cell.months_exposures, cell.months_alerts), strict=True
             ):
                 for index, n in enumerate(counts or ()):
                     target[index] += n
@@ -214,41 +234,53 @@ def overview(engine: sa.Engine, now: datetime | None = None, *, trend: bool = Tr
     return Overview(day, labels, snapshot_as_of, hierarchy, figures)
 
 
-def _people_today(conn: sa.Connection, day: Any) -> dict[str, str]:
-    """staff_id -> unit_id today, for everyone counted (see the module docstring)."""
-    rows = conn.execute(
-        sa.text(
-            "SELECT p.staff_id, p.unit_id FROM people p "
-            "JOIN (SELECT staff_id, MAX(valid_from) AS valid_from FROM people "
-            "      WHERE valid_from <= :d GROUP BY staff_id) v "
-            "  ON v.staff_id = p.staff_id AND v.valid_from = p.valid_from "
-            "JOIN (SELECT staff_id, MAX(valid_from) AS newest FROM people GROUP BY staff_id) n "
-            "  ON n.staff_id = p.staff_id "
-            "JOIN people last ON last.staff_id = n.staff_id AND last.valid_from = n.newest "
-            "WHERE (last.leave_date IS NULL OR last.leave_date >= :d) "
-            "AND NOT EXISTS (SELECT 1 FROM opt_outs x WHERE x.staff_id = p.staff_id)"
-        ),
-        {"d": day},
-    )
-    return {r.staff_id: r.unit_id for r in rows}
+# Who is counted today (:d), and the unit each is in: the version in force on the day, not
+# past the leave date on the newest version, not opted out.
+PEOPLE_TODAY = (
+    "(SELECT p.staff_id, p.unit_id FROM people p "
+    "JOIN (SELECT staff_id, MAX(valid_from) AS valid_from FROM people "
+    "      WHERE valid_from <= :d GROUP BY staff_id) v "
+    "  ON v.staff_id = p.staff_id AND v.valid_from = p.valid_from "
+    "JOIN (SELECT staff_id, MAX(valid_from) AS newest FROM people GROUP BY staff_id) n "
+    "  ON n.staff_id = p.staff_id "
+    "JOIN people last ON last.staff_id = n.staff_id AND last.valid_from = n.newest "
+    "WHERE (last.leave_date IS NULL OR last.leave_date >= :d) "
+    "AND NOT EXISTS (SELECT 1 FROM opt_outs x WHERE x.staff_id = p.staff_id))"
+)
+# Per home unit: people, their current snapshots' 12-month exposures and points, and their
+# unresolved alerts. Summed in the database: a few hundred rows come back, not thousands.
+HOME_FIGURES = (
+    "SELECT t.unit_id, COUNT(*) AS people, "
+    "COALESCE(SUM(s.exposures_365d), 0) AS exposures, "
+    "COALESCE(SUM(s.trauma_points_365d), 0) AS points, "
+    "COALESCE(SUM(o.n), 0) AS open_alerts "
+    f"FROM {PEOPLE_TODAY} t "
+    "LEFT JOIN snapshots s ON s.staff_id = t.staff_id AND s.is_current "
+    "LEFT JOIN (SELECT staff_id, COUNT(*) AS n FROM alerts WHERE status <> 'resolved' "
+    "           GROUP BY staff_id) o ON o.staff_id = t.staff_id "
+    "GROUP BY t.unit_id"
+)
 
 
-def _monthly(conn: sa.Connection, table: str, column: str, bounds: list[Any]) -> dict[str, list]:
-    """Per person, how many rows of `table` fall in each month (`bounds`: each month's first
-    moment, UTC); the last month runs on to now."""
-    params = {f"b{i}": bound for i, bound in enumerate(bounds)}
+def _monthly(
+    conn: sa.Connection, table: str, column: str, bounds: list[Any], today: dict[str, Any]
+) -> dict[str, list[int]]:
+    """Per home unit, how many rows of `table` of today's people fall in each month
+    (`bounds`: each month's first moment, UTC); the last month runs on to now."""
+    params = {f"b{i}": bound for i, bound in enumerate(bounds)} | today
     cases = []
     for i in range(len(bounds)):
-        upper = f" AND {column} < :b{i + 1}" if i + 1 < len(bounds) else ""
-        cases.append(f"SUM(CASE WHEN {column} >= :b{i}{upper} THEN 1 ELSE 0 END) AS m{i}")
+        upper = f" AND x.{column} < :b{i + 1}" if i + 1 < len(bounds) else ""
+        cases.append(f"SUM(CASE WHEN x.{column} >= :b{i}{upper} THEN 1 ELSE 0 END) AS m{i}")
     rows = conn.execute(
         sa.text(
-            f"SELECT staff_id, {', '.join(cases)} FROM {table} "
-            f"WHERE {column} >= :b0 GROUP BY staff_id"
+            f"SELECT t.unit_id, {', '.join(cases)} FROM {table} x "
+            f"JOIN {PEOPLE_TODAY} t ON t.staff_id = x.staff_id "
+            f"WHERE x.{column} >= :b0 GROUP BY t.unit_id"
         ),
         params,
     )
-    return {r.staff_id: [int(r[i + 1]) for i in range(len(bounds))] for r in rows}
+    return {r.unit_id: [int(r[i + 1]) for i in range(len(bounds))] for r in rows}
 
 
 # --- CSV -------------------------------------------------------------------------------------

@@ -94,3 +94,26 @@ def test_a_unit_name_cannot_become_a_spreadsheet_formula(force):
 def test_an_unknown_level_is_refused_naming_the_field(force):
     with pytest.raises(AggregateError, match="^by: must be one of team, department, area"):
         overview(force.engine, NOW).rows("street")
+
+
+def test_figures_are_reused_until_something_they_read_changes(force):
+    from engine.alerts import resolve
+    from engine.optout import opt_out
+    from engine.oversight.aggregates import current_overview
+    from tests.forcedata import person
+
+    first = current_overview(force.engine, NOW)
+    assert current_overview(force.engine, NOW) is first
+    assert current_overview(force.engine, NOW, trend=False) is not first
+    with force.engine.begin() as conn:
+        resolve(conn, 1, "W1", "support_offered", NOW)  # R2's alert
+    resolved = current_overview(force.engine, NOW)
+    assert resolved is not first
+    assert {r["unit_id"]: r["open_alerts"] for r in resolved.rows("team")}["T4"] == 0
+    opt_out(force.engine, "S7", actor="S7", clock=lambda: NOW)
+    assert {r["unit_id"]: r["people"] for r in current_overview(force.engine, NOW).rows("team")}[
+        "T3"
+    ] == 7
+    force.add(person("S9", unit_id="T3"))
+    after_ingest = current_overview(force.engine, NOW).rows("team")
+    assert {r["unit_id"]: r["people"] for r in after_ingest}["T3"] == 8
