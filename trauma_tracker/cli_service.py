@@ -110,14 +110,32 @@ def run_command(obj: Context, host: str, port: int, log_level: str) -> None:
         fail("the web app's `serve` command is not installed in this build")
     _check_drop_dirs(obj)
     obj.current_engine()  # the schema is current, or exit 2 saying what to do
-    metrics_dir, ours = _metrics_dir()
     env = {
         **os.environ,
         "TT_DATABASE_URL": obj.settings.database_url,
         "TT_RULES_DIR": str(obj.settings.rules_dir),
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
+    sys.exit(supervise(env, host, port, log_level))
+
+
+def supervise(
+    env: dict[str, str],
+    host: str,
+    port: int,
+    log_level: str,
+    *,
+    workers: int | None = None,
+    on_serving=None,
+) -> int:
+    """The scheduler and the web server as children with `env`, until a stop (SIGTERM,
+    Ctrl-C) or until one of them ends; returns the exit status. `on_serving` is called once
+    the web server answers /healthz."""
+    metrics_dir, ours = _metrics_dir()
+    env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     command = [sys.executable, "-m", "trauma_tracker"]
+    serve = [*command, "serve", "--host", host, "--port", str(port)]
+    if workers is not None:
+        serve += ["--workers", str(workers)]
     stop = threading.Event()
     _stop_on_signals(stop)
     children: dict[str, subprocess.Popen] = {}
@@ -128,27 +146,38 @@ def run_command(obj: Context, host: str, port: int, log_level: str) -> None:
             env=env,
             preexec_fn=_die_with_parent,
         )
-        children["web"] = subprocess.Popen(
-            [*command, "serve", "--host", host, "--port", str(port)],
-            env=env,
-            preexec_fn=_die_with_parent,
-        )
+        children["web"] = subprocess.Popen(serve, env=env, preexec_fn=_die_with_parent)
         log.info(
             "running",
             extra={name: child.pid for name, child in children.items()} | {"port": port},
         )
-        while not stop.wait(0.5):
+        announced = on_serving is None
+        while not stop.wait(0.25):
             ended = {name: c.returncode for name, c in children.items() if c.poll() is not None}
             if ended:
                 for name, returncode in ended.items():
                     log.error("child stopped", extra={"child": name, "returncode": returncode})
                 code = next(iter(ended.values())) or 1
                 break
+            if not announced and _answers(host, port):
+                on_serving()
+                announced = True
     finally:
         _stop_children(children, metrics_dir)
         if ours:
             shutil.rmtree(metrics_dir, ignore_errors=True)
-    sys.exit(code)
+    return code
+
+
+def _answers(host: str, port: int) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=1) as answer:
+            return answer.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def _stop_children(children: dict[str, subprocess.Popen], metrics_dir: Path) -> None:
@@ -169,7 +198,71 @@ def _stop_children(children: dict[str, subprocess.Popen], metrics_dir: Path) -> 
     log.info("stopped", extra={n: c.returncode for n, c in children.items()})
 
 
+@click.command("demo")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--dir",
+    "folder",
+    default="demo-data",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the demo's force, database and messages live.",
+)
+@click.option("--fresh", is_flag=True, help="Make a new force instead of reusing the last.")
+@click.pass_obj
+def demo_command(obj: Context, port: int, folder: Path, fresh: bool) -> None:
+    """A synthetic force (600 people, 3 years, with faults) ingested and evaluated into
+    FOLDER, the scheduler running, notifications going to a local mail server and a local
+    Teams webhook (kept in FOLDER/mail and FOLDER/teams), served on http://127.0.0.1:PORT
+    with the persona picker. A second run reuses the force unless --fresh."""
+    from trauma_tracker import demo, logging_setup
+    from trauma_tracker.sinks import MailSink, TeamsSink
+
+    logging_setup.configure("WARNING")  # the console shows the demo's progress instead
+
+    def say(message: str) -> None:
+        click.echo(message, err=True)
+
+    started = time.monotonic()
+    demo.prepare(folder, obj.settings.rules_dir, fresh=fresh, say=say)
+    folder = folder.resolve()
+    try:
+        mail = MailSink(folder / "mail").start()
+    except ImportError:
+        fail("the demo's mail server needs aiosmtpd: pip install -e '.[dev]'")
+    teams = TeamsSink(folder / "teams").start()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TT_")},
+        "TT_DATABASE_URL": demo.database_url(folder),
+        "TT_RULES_DIR": str(obj.settings.rules_dir),
+        "TT_DEV_LOGIN": "1",
+        "TT_BASE_URL": base,
+        "TT_SMTP_URL": mail.url,
+        "TT_EMAIL_FROM": "trauma-tracker@demo.example",
+        "TT_TEAMS_WEBHOOK_URL": teams.url,
+        "TT_DROP_DIRS": str(folder / "drop"),
+    }
+
+    def serving() -> None:
+        say(
+            f"\nTrauma Tracker demo: {base} (pick a persona; ready in "
+            f"{time.monotonic() - started:.0f} s)\n"
+            f"  notifications: {folder / 'mail'} (email) and {folder / 'teams'} (Teams cards)\n"
+            f"  drop folder: {folder / 'drop'} (copy a feed file in)\n"
+            "  Ctrl-C to stop."
+        )
+
+    try:
+        code = supervise(env, "127.0.0.1", port, "WARNING", workers=2, on_serving=serving)
+    finally:
+        mail.stop()
+        teams.stop()
+    sys.exit(code)
+
+
 def register(group: click.Group) -> None:
-    """Add `run` and `scheduler` to the command line."""
+    """Add `run`, `scheduler` and `demo` to the command line."""
     group.add_command(run_command)
     group.add_command(scheduler_command)
+    group.add_command(demo_command)
