@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from engine import service_runs
 from engine.ingest import BatchReport, Ingestor
 from engine.rules.marks import Marks
-from integrations.files import feed_files
+from integrations.files import feed_files, move_done
 from models import Alert, OutboxMessage
 from trauma_tracker import metrics
 from trauma_tracker.settings import Settings
@@ -158,24 +158,34 @@ class Jobs:
         return result.files > 0
 
     def _intake_folder(self, folder: Path, result: IntakeResult) -> None:
-        from engine.sources import ingest_files
+        """Each waiting file in dependency order, one transaction each, moved as with
+        `ingest --move`: to processed/ once stored (or already stored), to failed/ with a
+        reason when it can't be read as its feed. A file the database could not take
+        because the database went away stays where it is, for the next poll."""
+        from engine.sources import expand_paths, ingest_files
 
         if not folder.is_dir():
             raise FileNotFoundError(f"drop folder {folder} does not exist or is not a folder")
         files = [path for path in feed_files(folder) if _settled(path)]
         if not files:
             return
-        # A database that is away would fail every file into failed/: find out first.
+        # A database that is away would fail every file: find out before touching any.
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
         log.info("intake: files waiting", extra={"files": len(files)})
-        started = time.monotonic()
-        for report in ingest_files(self.ingestor, files, move=True, jobs=None):
+        for path in expand_paths(files):
             if self.stopping.is_set():
-                break  # a stop: this file is stored; the others wait for the next start
-            now = time.monotonic()
-            self._count(report, now - started)
-            started = now
+                return  # a stop: the files not yet started wait for the next start
+            started = time.monotonic()
+            try:
+                [report] = ingest_files(self.ingestor, [path], move=False, jobs=1)
+            except (sa.exc.OperationalError, sa.exc.InterfaceError):
+                raise  # the database went away: the file stays, and is tried again
+            except Exception as error:
+                move_done(path, False, _private(error))
+                raise
+            move_done(path, report.outcome != "failed", report.message)
+            self._count(report, time.monotonic() - started)
             result.files += 1
             if report.outcome == "failed":
                 result.failed.append(report.path)

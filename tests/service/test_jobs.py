@@ -188,3 +188,19 @@ def test_scheduler_health_fails_when_intake_or_dispatch_goes_stale(service_db):
     with engine.connect() as conn:
         dead = service_runs.scheduler_health(conn, later + timedelta(minutes=30))
     assert dead["problems"][0].startswith("no active scheduler since")
+
+
+def test_with_the_database_away_the_files_wait_in_the_drop_folder(tmp_path, rules_dir, drop_dir):
+    from models.db import make_engine
+    from trauma_tracker.settings import Settings
+
+    away = "postgresql+psycopg://postgres@127.0.0.1:9/test?connect_timeout=2"  # nothing there
+    settings = Settings(database_url=away, rules_dir=rules_dir, drop_dirs=(drop_dir,))
+    engine = make_engine(away)
+    written = write_team(drop_dir)
+    jobs = Jobs(settings, engine)
+
+    jobs.guarded("intake", jobs.intake)()  # logged, not raised
+
+    assert sorted(drop_dir.iterdir()) == sorted(written)  # none moved to failed/
+    engine.dispose()
