@@ -185,7 +185,11 @@ def main() -> None:
         results["databases"]["postgresql"] = bench_database(
             "postgresql", postgres_url(folder), options
         )
-    (OUT / "overview.json").write_text(json.dumps(results, indent=2) + "\n")
+    written = OUT / "overview.json"
+    if written.exists():  # a run of one database keeps the other's last results
+        earlier = json.loads(written.read_text()).get("databases", {})
+        results["databases"] = {**earlier, **results["databases"]}
+    written.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
 

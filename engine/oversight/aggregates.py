@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -59,6 +60,13 @@ class Overview:
     snapshot_as_of: datetime | None
     hierarchy: Hierarchy
     figures: dict[str, Figures]
+    _made: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    def once(self, key: Any, make: Callable[[], Any]) -> Any:
+        """`make()`, worked out once per overview (a rendering reused with the figures)."""
+        if key not in self._made:
+            self._made[key] = make()
+        return self._made[key]
 
     def units(self, by: str) -> list[str]:
         """The unit ids of one level, by name."""
