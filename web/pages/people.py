@@ -7,7 +7,7 @@ POST body, never in the URL, so no note reaches an access log of the web server.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, redirect, render_template, url_for
 
 from engine import people
 from engine.personal import UnknownPerson, person_exposure
@@ -36,6 +36,8 @@ def person(staff_id: str):
     from engine.access_log import AccessReasonError, record_view
 
     user = current_user()
+    if user.staff_id == staff_id:
+        return redirect(url_for("me.dashboard"))  # your own record needs no reason
     name = people.display_name(db.engine(), staff_id, local_date(db.now()))
     if name is None:
         abort(404)
