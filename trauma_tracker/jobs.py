@@ -86,7 +86,8 @@ class Jobs:
         self.marks = Marks()  # kept warm across evaluations (engine.rules.marks)
         self.changed = threading.Event()  # an intake stored something not yet evaluated
         self._evaluating = threading.Lock()
-        self._recorded: dict[str, float] = {}  # job -> monotonic time of its last record
+        # name -> (monotonic time, succeeded) of its last record
+        self._recorded: dict[str, tuple[float, bool]] = {}
         self.wake_dispatch: Callable[[], None] = lambda: None  # set by the scheduler
         self.stopping = threading.Event()
 
@@ -111,17 +112,26 @@ class Jobs:
             finally:
                 metrics.JOB_SECONDS.labels(job=name).observe(time.monotonic() - started)
             metrics.JOB_RUNS.labels(job=name, outcome="ok").inc()
-            quiet = busy is False  # the job says it found nothing to do
-            last = self._recorded.get(name)
-            if not record:
-                return
-            if not quiet or last is None or time.monotonic() - last >= QUIET_RECORD_SECONDS:
-                self._record(name, kind, None)
+            if record:
+                self._record(name, kind, None, quiet=busy is False)
 
         run.__name__ = name
         return run
 
-    def _record(self, name: str, kind: str, error: BaseException | None) -> None:
+    def _record(
+        self, name: str, kind: str, error: BaseException | None, *, quiet: bool = False
+    ) -> None:
+        """Write a success or failure to `service_runs`. A `quiet` success (nothing was to
+        do) right after another success is written at most every QUIET_RECORD_SECONDS."""
+        last = self._recorded.get(name)
+        if (
+            error is None
+            and quiet
+            and last is not None
+            and last[1]
+            and time.monotonic() - last[0] < QUIET_RECORD_SECONDS
+        ):
+            return
         at = self.clock()
         try:
             if error is None:
@@ -130,7 +140,7 @@ class Jobs:
                 service_runs.record_failure(
                     self.engine, name, kind, at, self.instance, _private(error)
                 )
-            self._recorded[name] = time.monotonic()
+            self._recorded[name] = (time.monotonic(), error is None)
         except Exception:  # the database is away: the log has it, the next run records
             log.exception("could not record a job run", extra={"job": name})
 
@@ -142,14 +152,19 @@ class Jobs:
         result = IntakeResult()
         errors = []
         for folder in self.settings.drop_dirs:
+            files = result.files
             try:
                 self._intake_folder(Path(folder), result)
-            except Exception as error:
+            except Exception as error:  # the job logs the traceback; the others go on
                 errors.append(error)
                 self._record(f"source:{folder}", "source", error)
-                log.exception("drop folder failed", extra={"source": str(folder)})
+                log.warning(
+                    "drop folder failed",
+                    extra={"source": str(folder), "error": type(error).__name__},
+                )
             else:
-                self._record(f"source:{folder}", "source", None)
+                quiet = result.files == files
+                self._record(f"source:{folder}", "source", None, quiet=quiet)
         if result.changed:
             self.changed.set()
             self.evaluate_changes()
@@ -228,7 +243,7 @@ class Jobs:
                     self._count(report, now - started)
                     started = now
                     changed |= bool(report.accepted or report.linked)
-            except (SourceError, sa.exc.SQLAlchemyError, OSError) as error:
+            except (SourceError, sa.exc.SQLAlchemyError, OSError, ValueError) as error:
                 errors.append(error)
                 self._record(f"source:{source.name}", "source", error)
                 log.warning(
