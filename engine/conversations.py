@@ -10,7 +10,7 @@ request is kept in `conversation_requests` so the person can see that it went.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +23,9 @@ from models import ConversationRequest, OutboxMessage
 
 TARGETS = ("supervisor", "wellbeing")
 TITLE = "asked for a welfare conversation"
+# A request to the same person within this time is the same request (a double click, a
+# reload): it is not sent twice.
+REPEAT_WINDOW = timedelta(minutes=10)
 
 requests_t: sa.Table = ConversationRequest.__table__
 outbox_t: sa.Table = OutboxMessage.__table__
@@ -60,7 +63,8 @@ def request_conversation(
     engine: sa.Engine, staff_id: str, to: str, routing: Routing, at: datetime
 ) -> list[int]:
     """Queue a conversation request from `staff_id` to "supervisor" or "wellbeing"; returns
-    the outbox ids (one per channel of the recipient).
+    the outbox ids (one per channel of the recipient). The same request again within
+    REPEAT_WINDOW returns the first one's ids and queues nothing.
 
     :raise ConversationError: `to` is neither, or there is nobody to send it to.
     :raise UnknownPerson: no such staff id.
@@ -68,6 +72,20 @@ def request_conversation(
     with engine.begin() as conn:
         require_known(conn, staff_id)
         recipient, channels = _recipient(conn, staff_id, to, routing, at)
+        earlier = conn.execute(
+            sa.select(requests_t.c.outbox_ids)
+            .where(
+                requests_t.c.staff_id == staff_id,
+                requests_t.c.target == to,
+                requests_t.c.recipient == recipient,
+                requests_t.c.at > at - REPEAT_WINDOW,
+                requests_t.c.at <= at,
+            )
+            .order_by(requests_t.c.at.desc())
+            .limit(1)
+        ).scalar()
+        if earlier is not None:
+            return json.loads(earlier)  # a second press of the button sends nothing more
         name = PeopleDirectory.load(conn, [staff_id]).name(staff_id, force_day(at))
         body = json.dumps(
             {

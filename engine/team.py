@@ -298,11 +298,12 @@ def team_view(
 ) -> dict[str, Any]:
     """The people `supervisor_id` supervises at `as_of`, for the Team page and `GET /team`.
 
-    `{"people": [{"staff_id", "display_name", "unit_id", "windows", "serious_7d",
-    "open_alerts"}], "opted_out_count"}`, people by name. `windows` is the `exposure --json`
-    shape; `serious_7d` lists the tier-2-or-higher exposures of the last 7 days (category,
-    label, tier, role, at), so whoever allocates the next sudden death can see who has just
-    had one; `open_alerts` counts unresolved alerts. Opted-out people appear only in
+    `{"people": [{"staff_id", "display_name", "unit_id", "supervisor_id", "direct", "windows",
+    "serious_7d", "open_alerts"}], "opted_out_count"}`, people by name; `direct` says the
+    person reports to `supervisor_id` themselves rather than further down the chain.
+    `windows` is the `exposure --json` shape; `serious_7d` lists the tier-2-or-higher
+    exposures of the last 7 days (category, label, tier, role, at), so whoever allocates the
+    next sudden death can see who has just had one; `open_alerts` counts unresolved alerts. Opted-out people appear only in
     `opted_out_count`.
     """
     day = local_date(as_of)
@@ -326,6 +327,8 @@ def team_view(
             "staff_id": staff_id,
             "display_name": versions[staff_id].display_name,
             "unit_id": versions[staff_id].unit_id,
+            "supervisor_id": versions[staff_id].supervisor_id,
+            "direct": versions[staff_id].supervisor_id == supervisor_id,
             "windows": windows[staff_id],
             "serious_7d": serious[staff_id],
             "open_alerts": alerts[staff_id],

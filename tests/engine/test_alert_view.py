@@ -18,6 +18,7 @@ from models import OutboxMessage
 from tests.engine.rulekit import AS_OF, add_people, database, default_pack, snapshot
 
 DAY = timedelta(days=1)
+MINUTE = timedelta(minutes=1)
 
 
 @pytest.fixture
@@ -148,6 +149,10 @@ def test_conversation_requests_go_through_the_outbox_without_detail(db):
         "severity": "low",
         "link": "/people/S1",
     }
+    # pressing the button again straight away sends nothing more; later it is a new request
+    assert request_conversation(db, "S1", "supervisor", routing, AS_OF + 5 * MINUTE) == ids
+    again = request_conversation(db, "S1", "supervisor", routing, AS_OF + 11 * MINUTE)
+    assert again and set(again).isdisjoint(ids)
     wellbeing = request_conversation(db, "S1", "wellbeing", routing, AS_OF + DAY)
     with db.connect() as conn:
         to = conn.execute(
@@ -157,7 +162,7 @@ def test_conversation_requests_go_through_the_outbox_without_detail(db):
         ).scalars()
         assert set(to) == {routing.recipients["wellbeing"].email}
     assert [(r["to"], r["status"]) for r in requests_of(db, "S1")] == [
-        ("wellbeing", "queued"), ("supervisor", "queued"),
+        ("wellbeing", "queued"), ("supervisor", "queued"), ("supervisor", "queued"),
     ]  # fmt: skip
     with pytest.raises(ConversationError, match="no supervisor"):
         request_conversation(db, "S3", "supervisor", routing, AS_OF)

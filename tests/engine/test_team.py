@@ -138,12 +138,15 @@ def test_team_view_windows_serious_exposures_open_alerts_and_opted_out_count(for
     assert [p["staff_id"] for p in view["people"]] == ["PC1", "PC5"]  # by name
     pc1 = view["people"][0]
     assert pc1["display_name"] == "Pat One" and pc1["open_alerts"] == 1
+    assert (pc1["supervisor_id"], pc1["direct"]) == ("SGA", True)
     assert pc1["windows"]["30d"] == {"points": 5.0, "exposures": 3}
     assert pc1["windows"]["365d"] == {"points": 7.0, "exposures": 4}
     assert [(e["category"], e["tier"]) for e in pc1["serious_7d"]] == [("homicide", 2)]
     assert "ref" not in pc1["serious_7d"][0]
     assert view["people"][1]["windows"]["5y"] == {"points": 0.0, "exposures": 0}
 
+    inspector = {p["staff_id"]: p["direct"] for p in team.team_view(force, "INS", AS_OF)["people"]}
+    assert inspector == {"SGA": True, "SGB": True, "PC1": False, "PC2": False, "PC5": False}
     sgb = team.team_view(force, "SGB", AS_OF)
     assert [p["staff_id"] for p in sgb["people"]] == ["PC2"]  # PC3 opted out: only counted
     assert sgb["opted_out_count"] == 1
