@@ -303,8 +303,8 @@ def team_view(
     person reports to `supervisor_id` themselves rather than further down the chain.
     `windows` is the `exposure --json` shape; `serious_7d` lists the tier-2-or-higher
     exposures of the last 7 days (category, label, tier, role, at), so whoever allocates the
-    next sudden death can see who has just had one; `open_alerts` counts unresolved alerts. Opted-out people appear only in
-    `opted_out_count`.
+    next sudden death can see who has just had one; `open_alerts` counts unresolved alerts.
+    Opted-out people appear only in `opted_out_count`.
     """
     day = local_date(as_of)
     with engine.connect() as conn:
