@@ -155,6 +155,8 @@ class TeamMember(_Shape):
     open_alerts: int
     serious_7d: list[SeriousExposure]
     unit_id: str
+    supervisor_id: str | None
+    direct: bool = Field(description="reports to me themselves, not further down the chain")
 
 
 class Team(_Shape):
