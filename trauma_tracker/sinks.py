@@ -7,6 +7,7 @@ The mail sink needs aiosmtpd (a development dependency: `pip install -e '.[dev]'
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import json
@@ -36,12 +37,21 @@ class Mail:
 
 
 class MailSink:
-    """An SMTP server on loopback (aiosmtpd) that accepts every message."""
+    """An SMTP server on loopback (aiosmtpd) that accepts every message, after `delay`
+    seconds each (a slow server, for tests); `receiving` counts messages begun."""
 
-    def __init__(self, folder: Path | None = None, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        folder: Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        delay: float = 0.0,
+    ):
         from aiosmtpd.controller import Controller
 
         self.folder = folder
+        self.delay = delay
+        self.receiving = 0
         self.mails: list[Mail] = []
         self._lock = threading.Lock()
         self.host, self.port = host, port or free_port(host)
@@ -52,6 +62,9 @@ class MailSink:
         return f"smtp://{self.host}:{self.port}"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        self.receiving += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         text = "\n".join(
             part.get_content() for part in message.walk() if part.get_content_type() == "text/plain"

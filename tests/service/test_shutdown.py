@@ -61,3 +61,51 @@ def test_sigterm_lets_the_ingest_in_progress_finish_and_leaves_nothing_claimed(
     deployments = "cc_deployments_INC-7.csv"
     assert (drop_dir / deployments).exists() != (drop_dir / "processed" / deployments).exists()
     engine.dispose()
+
+
+@pytest.mark.slow
+def test_sigterm_lets_a_send_in_progress_finish_and_leaves_nothing_claimed(
+    database_url, rules_dir, drop_dir, tmp_path
+):
+    from tests.service.processes import wait_until
+    from trauma_tracker.jobs import Jobs
+    from trauma_tracker.settings import Settings
+    from trauma_tracker.sinks import MailSink
+
+    engine = make_engine(database_url)
+    migrate(engine)
+    write_team(drop_dir)
+    write_exposure(drop_dir, "INC-8")
+    settings = Settings(database_url=database_url, rules_dir=rules_dir, drop_dirs=(drop_dir,))
+    Jobs(settings, engine).intake()  # alerts opened, their notifications queued
+    mail = MailSink(delay=3.0).start()  # a slow mail server: each message takes 3 s
+    log = tmp_path / "scheduler.log"
+    scheduler = start(
+        ["scheduler"],
+        log,
+        TT_DATABASE_URL=database_url,
+        TT_RULES_DIR=str(rules_dir),
+        TT_SMTP_URL=mail.url,
+        TT_EMAIL_FROM="tt@force.example",
+        TT_BASE_URL="http://127.0.0.1:5000",
+    )
+    try:
+        assert wait_until(lambda: mail.receiving > 0, 60), log.read_text()[-3000:]
+        scheduler.send_signal(signal.SIGTERM)  # while the first message is being sent
+        assert scheduler.wait(timeout=120) == 0
+    finally:
+        if scheduler.poll() is None:
+            scheduler.kill()
+            scheduler.wait()
+        mail.stop()
+
+    assert mail.mails  # the message in progress was sent, not cut off
+    outbox = OutboxMessage.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(outbox.c.channel, outbox.c.status, outbox.c.message_key))
+        rows = rows.all()
+    assert not [row for row in rows if row.status == "claimed"]
+    # One message per message key (a digest carries several rows): each went out once.
+    sent_keys = {row.message_key for row in rows if row.channel == "email" and row.status == "sent"}
+    assert len(sent_keys) == len(mail.mails)
+    engine.dispose()
