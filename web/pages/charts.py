@@ -6,7 +6,7 @@ numbers fill the table beside it (the chart's text alternative).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from engine.sqltime import LONDON
 
@@ -47,6 +47,16 @@ def by_month(exposures: list[dict], now: datetime, months: int = MONTHS) -> list
         }
         for y, m in keys
     ]
+
+
+def split_last_year(exposures: list[dict], now: datetime) -> tuple[list[dict], list[dict]]:
+    """The exposures of the last 12 months, and the older ones (each newest first): a busy
+    officer's five years is a long list, so the page opens the older ones on request."""
+    cutoff = now - timedelta(days=365)
+    recent = [
+        e for e in exposures if datetime.fromisoformat(e["at"].replace("Z", "+00:00")) > cutoff
+    ]
+    return recent, exposures[len(recent) :]
 
 
 def _nice_top(largest: int) -> int:

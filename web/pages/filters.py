@@ -8,8 +8,9 @@ from flask import Flask
 
 from engine.access_log import REASON_LABELS
 from engine.sqltime import LONDON, read_datetime
-from web import auth
+from web import auth, db
 from web.forms import OUTCOME_LABELS
+from web.pages import charts
 
 CHANNEL_NAMES = {"teams": "Microsoft Teams", "email": "email"}
 TIER_NAMES = {1: "Tier 1", 2: "Tier 2", 3: "Tier 3 (most serious)"}
@@ -61,6 +62,7 @@ def register(app: Flask) -> None:
         reason_label=lambda v: REASON_LABELS.get(v, words(v)),
         tier_name=lambda v: TIER_NAMES.get(v, f"Tier {v}"),
         channel_name=lambda v: CHANNEL_NAMES.get(v, v),
+        split_last_year=charts.split_last_year,
     )
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
@@ -70,4 +72,4 @@ def register(app: Flask) -> None:
         from web.pages import nav
 
         user = auth.current_user()
-        return {"current_user": user, "navigation": nav.items(user)}
+        return {"current_user": user, "navigation": nav.items(user), "now": db.now()}
