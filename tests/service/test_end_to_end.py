@@ -17,7 +17,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from models import Alert, Exposure, OutboxMessage
 from models.db import make_engine, migrate
-from tests.service.drops import OFFICER, OTHER_OFFICER, write_exposure, write_team
+from tests.service.drops import (
+    OFFICER,
+    OTHER_OFFICER,
+    PRIVATE_WORDS,
+    write_exposure,
+    write_team,
+)
 from tests.service.processes import log_lines, wait_for_log, wait_until
 from trauma_tracker.sinks import MailSink, TeamsSink, free_port
 
@@ -215,4 +221,7 @@ def test_dropped_files_reach_the_supervisor_and_a_kill_loses_and_repeats_nothing
     assert not [r for r in sent if r.status == "claimed"]
     assert any(line.get("message") == "scheduler stopped" for line in log_lines(service.log))
     wait_for_log(service.log, "stopped")
+    # The service's own logs (JSON lines, and gunicorn's access log) name nobody and no incident.
+    text = service.log.read_text()
+    assert [word for word in PRIVATE_WORDS if word in text] == []
     engine.dispose()
