@@ -75,7 +75,10 @@ def scheduler_command(obj: Context, log_level: str) -> None:
     engine = obj.current_engine()
     stop = threading.Event()
     _stop_on_signals(stop)
-    code = run_scheduler(obj.settings, stop, engine=engine)
+    try:
+        code = run_scheduler(obj.settings, stop, engine=engine)
+    except ValueError as error:  # a database the scheduler can't be elected on
+        fail(str(error))
     if code == 1:
         click.echo("trauma-tracker: another scheduler is already running (see the log)", err=True)
     sys.exit(code)

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,8 @@ from trauma_tracker.settings import Settings
 
 log = logging.getLogger("trauma_tracker.jobs")
 
-# A file still being written is left for the next poll: its size and time must have held
-# this long. (Writers should still write under another name and rename it in.)
+# A file still being written is left for the next poll: it must not have changed for this
+# long. (Writers should still write under another name and rename it in.)
 SETTLE_SECONDS = 1.0
 # A job that runs every few seconds and finds nothing to do records its success at most
 # this often, so that SQLite's one writer is not kept busy by bookkeeping.
@@ -439,7 +439,3 @@ def _settled(path: Path) -> bool:
     except OSError:
         return False
     return time.time() - modified >= SETTLE_SECONDS
-
-
-def stale_after(settings: Settings) -> timedelta:
-    return timedelta(seconds=settings.scheduler_stale_seconds)
