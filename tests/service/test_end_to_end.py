@@ -120,13 +120,15 @@ def _alert_ids(engine, staff_id):
 
 
 def _storing_incidents(engine) -> bool:
-    """Whether another session is storing cc_incidents rows right now."""
+    """Whether another session is storing cc_incidents rows right now (not reading them, as
+    scoring does)."""
     with engine.connect() as conn:
         return bool(
             conn.execute(
                 sa.text(
                     "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
-                    "AND state = 'active' AND query ILIKE '%cc_incidents%'"
+                    "AND state = 'active' AND query ILIKE '%cc_incidents%' "
+                    "AND query NOT ILIKE 'select%'"
                 )
             ).scalar()
         )
