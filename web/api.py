@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, request
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 from spectree.models import InType, SecureType
 from spectree.plugins.flask_plugin import FlaskPlugin
@@ -103,6 +103,13 @@ def _responses(model, *extra: int) -> Response:
     return Response(HTTP_200=model, **_DENIED, **codes)
 
 
+def _ok(body: Any):
+    """The body as a JSON response: spectree then checks it against the model from the JSON
+    text (pydantic's fast path) instead of walking the Python objects, which costs about as
+    much as the rest of a large answer."""
+    return current_app.json.response(body)
+
+
 def _error(status: int, message: str):
     return jsonify(error=message), status
 
@@ -128,13 +135,15 @@ def me():
     user = current_user()
     with db.engine().connect() as conn:
         out = is_opted_out(conn, user.staff_id)
-    return {
-        "staff_id": user.staff_id,
-        "display_name": user.display_name,
-        "roles": sorted(user.roles),
-        "opted_out": out,
-        "is_supervisor": access.is_supervisor(user),
-    }
+    return _ok(
+        {
+            "staff_id": user.staff_id,
+            "display_name": user.display_name,
+            "roles": sorted(user.roles),
+            "opted_out": out,
+            "is_supervisor": access.is_supervisor(user),
+        }
+    )
 
 
 @bp.get("/me/exposure")
@@ -143,7 +152,7 @@ def me():
 def my_exposure():
     """My exposure: windows of points and counts, and each exposure (`exposure --json`)."""
     try:
-        return _exposure(current_user().staff_id)
+        return _ok(_exposure(current_user().staff_id))
     except UnknownPerson:
         return _error(404, "the people records have no entry for you")
 
@@ -155,7 +164,7 @@ def my_access_log():
     """Who viewed my record and why, newest first."""
     from engine.access_log import access_log_for
 
-    return access_log_for(db.engine(), current_user().staff_id)
+    return _ok(access_log_for(db.engine(), current_user().staff_id))
 
 
 def _choose(opting_out: bool):
@@ -174,7 +183,7 @@ def _choose(opting_out: bool):
             )
     except UnknownPerson:
         return _error(404, "the people records have no entry for you")
-    return {"opted_out": opting_out}
+    return _ok({"opted_out": opting_out})
 
 
 @bp.post("/me/opt-out")
@@ -214,7 +223,7 @@ def person_exposure_view(staff_id: str):
         return _error(404, "no such person")
     with db.engine().begin() as conn:
         record_view(conn, user.staff_id, staff_id, query.reason, query.note, db.now())
-    return exposure
+    return _ok(exposure)
 
 
 @bp.get("/team")
@@ -223,7 +232,7 @@ def person_exposure_view(staff_id: str):
 def team():
     """The people I supervise today, directly or down the chain: windows, tier-2-or-higher
     exposures of the last 7 days, open alerts. Opted-out people appear only as a count."""
-    return team_view(db.engine(), current_user().staff_id, db.now(), criteria=db.criteria())
+    return _ok(team_view(db.engine(), current_user().staff_id, db.now(), criteria=db.criteria()))
 
 
 # --- alerts ----------------------------------------------------------------------------------
@@ -236,12 +245,14 @@ def alert_list():
     """Alerts (`alerts --json`): every alert for wellbeing, those sent to me otherwise;
     open first. `status`: open (default), acknowledged, resolved, unresolved or all."""
     user = current_user()
-    return alerts_for_recipient(
-        db.engine(),
-        None if access.sees_every_alert(user) else user.staff_id,
-        request.context.query.status,
-        now=db.now(),
-        escalate_after=db.routing().escalate_after,
+    return _ok(
+        alerts_for_recipient(
+            db.engine(),
+            None if access.sees_every_alert(user) else user.staff_id,
+            request.context.query.status,
+            now=db.now(),
+            escalate_after=db.routing().escalate_after,
+        )
     )
 
 
@@ -266,7 +277,7 @@ def alert(alert_id: int):
         record_view(
             conn, user.staff_id, detail["staff_id"], "alert_review", None, db.now(), what="alert"
         )
-    return detail
+    return _ok(detail)
 
 
 def _act(alert_id: int, change) -> Any:
@@ -277,7 +288,7 @@ def _act(alert_id: int, change) -> Any:
             change(conn)
     except alert_ops.AlertError as error:
         return _error(409, str(error))
-    return _detail(alert_id)
+    return _ok(_detail(alert_id))
 
 
 @bp.post("/alerts/<int:alert_id>/ack")
