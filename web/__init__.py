@@ -23,7 +23,9 @@ from web.pages import filters
 
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 SIGN_IN_LIMIT = "20 per minute"
-SESSION_HOURS = 8  # a shift; the cookie then needs a fresh sign-in
+# A shared force laptop: an hour untouched ends the session (the cookie's lifetime, renewed by
+# each request); web.auth ends any session a shift after sign-in.
+SESSION_IDLE = timedelta(hours=1)
 
 # Scripts, styles, fonts and images come from this site only: no inline script or style.
 CONTENT_SECURITY_POLICY = {
@@ -70,7 +72,7 @@ def create_app(settings: Settings, *, testing: bool = False, loopback: bool = Fa
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=not (loopback or testing),
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+        PERMANENT_SESSION_LIFETIME=SESSION_IDLE,
         WTF_CSRF_CHECK_DEFAULT=False,  # checked in _csrf below: bearer calls are exempt
         WTF_CSRF_TIME_LIMIT=None,  # valid for the session: a form left open over a break
         MAX_CONTENT_LENGTH=64 * 1024,
@@ -111,10 +113,10 @@ def create_app(settings: Settings, *, testing: bool = False, loopback: bool = Fa
 
 
 def _register_blueprints(app: Flask, settings: Settings, limiter: Limiter) -> None:
-    from web.pages import alerts, health, me, people, team
+    from web.pages import admin, alerts, audit, health, me, overview, people, queue, rules, team
 
     app.register_blueprint(auth.bp)
-    for area in (health, me, team, people, alerts):
+    for area in (health, me, team, people, alerts, queue, rules, overview, audit, admin):
         app.register_blueprint(area.bp)
     app.register_blueprint(importlib.import_module("web.metrics").bp)  # GET /metrics
     if settings.web.dev_login:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,8 @@ from web import db
 ROLES = ("wellbeing", "steering", "leader", "auditor", "admin")
 DEV_TOKEN_SALT = "trauma-tracker dev token"
 DEV_TOKEN_MAX_AGE = 8 * 3600  # a working shift
-SESSION_KEYS = ("staff_id", "display_name", "roles", "nonce")
+SESSION_MAX_SECONDS = 10 * 3600  # a long shift; the cookie itself lapses after an idle hour
+SESSION_KEYS = ("staff_id", "display_name", "roles", "nonce", "since")
 PERMISSION_ATTRIBUTE = "tt_permission"
 
 
@@ -73,6 +75,10 @@ def uses_bearer() -> bool:
 def _user_from_session() -> User | None:
     staff_id = session.get("staff_id")
     if not staff_id:
+        return None
+    since = session.get("since")
+    if not isinstance(since, int | float) or time.time() - since > SESSION_MAX_SECONDS:
+        session.clear()  # a shift has passed since sign-in: sign in again
         return None
     return User(staff_id, session.get("display_name") or staff_id, frozenset(session["roles"]))
 
@@ -107,6 +113,7 @@ def start_session(user: User) -> None:
     session["display_name"] = user.display_name
     session["roles"] = sorted(user.roles)
     session["nonce"] = secrets.token_urlsafe(16)
+    session["since"] = int(time.time())
     session.permanent = True
     g.tt_user = user
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -577,3 +577,22 @@ def test_others_may_neither_see_nor_act_on_an_alert(client, sign_in_as, web_forc
 def test_a_missing_alert_is_404_for_wellbeing(client, sign_in_as):
     sign_in_as(client, "wellbeing")
     assert client.get("/alerts/999999").status_code == 404
+
+
+def test_a_session_ends_a_shift_after_sign_in_however_busy(client, sign_in_as):
+    sign_in_as(client, "officer")
+    assert client.get("/me").status_code == 200
+    with client.session_transaction() as session:
+        session["since"] -= 10 * 3600 + 1
+    assert client.get("/me").status_code == 302
+
+
+def test_the_session_cookie_lapses_after_an_idle_hour(client, sign_in_as):
+    sign_in_as(client, "officer")
+    response = client.get("/me")
+    cookie = next(v for v in response.headers.getlist("Set-Cookie") if "tt_session" in v)
+    expires = re.search(r"Expires=([^;]+)", cookie).group(1)
+    from email.utils import parsedate_to_datetime
+
+    left = parsedate_to_datetime(expires) - datetime.now(UTC)
+    assert timedelta(minutes=59) <= left <= timedelta(minutes=61)
