@@ -23,7 +23,9 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import queue
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -348,12 +350,15 @@ def _record(
     token: str,
     report: DispatchReport,
     rng: random.Random,
+    healthy: set[str],
 ) -> None:
     ids = [row.id for row in message.rows]
     channel = message.notification.channel
     if error is None:
         outbox.mark_sent(conn, ids, token, now)
-        outbox.record_health(conn, channel, now, ok=True)
+        if channel not in healthy:  # once a run is enough while it stays healthy
+            outbox.record_health(conn, channel, now, ok=True)
+            healthy.add(channel)
         report.sent += 1
         for row in message.rows:
             if row.kind == "follow_up" and row.payload.get("follow_up_id"):
@@ -361,12 +366,16 @@ def _record(
         return
     text = error.message  # names the channel and server, never a secret
     if error.permanent:
+        # The write first: on SQLite a transaction that reads before it writes can find
+        # its snapshot stale when another connection wrote meanwhile.
+        outbox.mark_failed(conn, ids, token, now, text)
         fell_back = channel == "teams" and _fallback_to_email(conn, message.rows, now)
         if fell_back:
             text += f" (sent by email instead: {fell_back} new email message(s))"
+            outbox.set_error(conn, ids, text)
             report.fallbacks += fell_back
-        outbox.mark_failed(conn, ids, token, now, text)
         outbox.record_health(conn, channel, now, ok=False, error=error.message)
+        healthy.discard(channel)
         report.failed += len(ids)
         log.error("outbox %s failed for good: %s", ids, text)
         return
@@ -383,6 +392,66 @@ def _record(
 
 
 # --- the run ---------------------------------------------------------------------------------
+
+
+class _Recorder:
+    """Records send results on a connection and thread of its own, in the order they were
+    sent, while the next message is sent: the database's round trips overlap the channel's.
+    At most `depth` results wait, so a crash re-sends at most that many (each with its key)."""
+
+    def __init__(self, engine, now, token, rng, depth: int = 8):
+        self.report = DispatchReport()  # its own counts, added to the run's at the end
+        self._conn = engine.connect()
+        self._relaxed = self._conn.dialect.name == "postgresql"
+        self._results: queue.Queue = queue.Queue(maxsize=depth)
+        self._failure: BaseException | None = None
+        self._args = (now, token, self.report, rng, set())  # last: channels known healthy
+        self._thread = threading.Thread(target=self._work, name="outbox-recorder", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            items = [self._results.get()]
+            while items[-1] is not None and not self._results.empty():
+                items.append(self._results.get_nowait())  # results that queued up meanwhile
+            try:
+                results = [item for item in items if item is not None]
+                if results and self._failure is None:
+                    with self._conn.begin():
+                        if self._relaxed:
+                            # A result PostgreSQL loses in a crash of its own means the message
+                            # goes again with the same key, as after a crash of ours; waiting
+                            # for the disk on every message would cost most of the rate.
+                            self._conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                        for message, error in results:
+                            _record(self._conn, message, error, *self._args)
+            except BaseException as failure:  # raised again in the dispatching thread
+                self._failure = failure
+            finally:
+                for _ in items:
+                    self._results.task_done()
+            if items[-1] is None:
+                return
+
+    def put(self, message: _Message, error: TransportError | None) -> None:
+        self._check()
+        self._results.put((message, error))
+
+    def drain(self) -> None:
+        """Wait until every result so far is recorded."""
+        self._results.join()
+        self._check()
+
+    def close(self) -> None:
+        self._results.put(None)
+        self._thread.join()
+        self._conn.close()
+        self._check()
+
+    def _check(self) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
 
 
 def dispatch(
@@ -415,17 +484,19 @@ def dispatch(
             report.unconfigured[channel] = str(transport)
         else:
             ready[channel] = transport
-    with engine.begin() as conn:
-        released = outbox.release_expired(conn, now)
-        if released:
-            log.warning(
-                "%d outbox rows claimed by a dispatcher that stopped are due again", released
-            )
-        sends = last_alert_sends(conn, now - routing.digest) if routing.digest else {}
-    hold = _Hold(routing, now, sends)
-    started = time.monotonic()
-    claimed_total = 0
     with ExitStack() as stack:
+        conn = stack.enter_context(engine.connect())
+        with conn.begin():
+            released = outbox.release_expired(conn, now)
+            if released:
+                log.warning("%d outbox rows left by a stopped dispatcher are due again", released)
+            sends = last_alert_sends(conn, now - routing.digest) if routing.digest else {}
+        if not ready:
+            return _finish(conn, report, transports)
+        hold = _Hold(routing, now, sends)
+        recorder = _Recorder(engine, now, token, rng)
+        started = time.monotonic()
+        claimed_total = 0
         sessions: dict[str, Transport] = {}
 
         def session(channel: str) -> Transport:
@@ -433,45 +504,56 @@ def dispatch(
                 sessions[channel] = stack.enter_context(ready[channel].session())
             return sessions[channel]
 
-        while ready and (limit is None or claimed_total < limit):
-            size = batch if limit is None else min(batch, limit - claimed_total)
-            with engine.begin() as conn:
-                claimed = outbox.claim(
-                    conn, now, channels=ready, token=token, limit=size, lease=lease
-                )
-                messages = _plan(conn, claimed, routing, base_url, now, token, report, hold)
-            if not claimed:
-                break
-            claimed_total += len(claimed)
-            for index, message in enumerate(messages):
-                if timedelta(seconds=time.monotonic() - started) > lease - LEASE_MARGIN:
-                    rest = [row.id for m in messages[index:] for row in m.rows]
-                    with engine.begin() as conn:
-                        outbox.release(conn, rest, token)
-                    log.warning(
-                        "dispatch stopped before its lease ran out; %d rows wait", len(rest)
+        try:
+            while limit is None or claimed_total < limit:
+                size = batch if limit is None else min(batch, limit - claimed_total)
+                with conn.begin():
+                    claimed = outbox.claim(
+                        conn, now, channels=ready, token=token, limit=size, lease=lease
                     )
-                    return _finish(engine, report, transports)
-                error = None
-                try:
-                    session(message.notification.channel).send(message.notification)
-                except TransportError as failure:
-                    error = failure
-                if after_send is not None:
-                    after_send(message.notification)
-                with engine.begin() as conn:
-                    _record(conn, message, error, now, token, report, rng)
-                if error is None:
-                    hold.sent(message)
-    return _finish(engine, report, transports)
+                    messages = _plan(conn, claimed, routing, base_url, now, token, report, hold)
+                if not claimed:
+                    recorder.drain()  # a fallback recorded just now may have made new rows
+                    with conn.begin():
+                        if not outbox.any_due(conn, now, ready):
+                            break
+                    continue
+                claimed_total += len(claimed)
+                for index, message in enumerate(messages):
+                    if timedelta(seconds=time.monotonic() - started) > lease - LEASE_MARGIN:
+                        recorder.drain()
+                        rest = [row.id for m in messages[index:] for row in m.rows]
+                        with conn.begin():
+                            outbox.release(conn, rest, token)
+                        log.warning("dispatch stopped before its lease ended; %d wait", len(rest))
+                        return _finish(conn, report, transports, recorder)
+                    error = None
+                    try:
+                        session(message.notification.channel).send(message.notification)
+                    except TransportError as failure:
+                        error = failure
+                    if after_send is not None:
+                        after_send(message.notification)
+                    if error is None:
+                        hold.sent(message)  # before it is recorded: the next batch's digests
+                    recorder.put(message, error)
+        except BaseException:
+            recorder.close()
+            raise
+        return _finish(conn, report, transports, recorder)
 
 
 def _finish(
-    engine: sa.Engine,
+    conn: sa.Connection,
     report: DispatchReport,
     transports: Mapping[str, Transport | ChannelNotConfigured],
+    recorder: _Recorder | None = None,
 ) -> DispatchReport:
-    with engine.connect() as conn:
+    if recorder is not None:
+        recorder.close()
+        for name in ("sent", "failed", "deferred", "retrying", "fallbacks"):
+            setattr(report, name, getattr(report, name) + getattr(recorder.report, name))
+    with conn.begin():
         report.health = outbox.health(conn)
         per_channel = outbox.counts(conn)
     for channel in report.unconfigured:

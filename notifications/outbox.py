@@ -141,13 +141,27 @@ def claim(
     return sorted(claimed, key=lambda c: c.id)
 
 
+_KEY = (
+    outbox_t.update()
+    .where(outbox_t.c.id == sa.bindparam("row_id"))
+    .values(message_key=sa.bindparam("key"))
+)
+
+
+def any_due(conn: sa.Connection, now: datetime, channels: Iterable[str]) -> bool:
+    query = sa.select(outbox_t.c.id).where(
+        outbox_t.c.status == "pending",
+        outbox_t.c.due_at <= now,
+        outbox_t.c.channel.in_(sorted(channels)),
+    )
+    return conn.execute(query.limit(1)).first() is not None
+
+
 def set_keys(conn: sa.Connection, keys: dict[int, str]) -> None:
     """Record the idempotency key of the message each row goes out in (before the send)."""
-    by_key: dict[str, list[int]] = {}
-    for row_id, key in keys.items():
-        by_key.setdefault(key, []).append(row_id)
-    for key, ids in by_key.items():
-        conn.execute(outbox_t.update().where(outbox_t.c.id.in_(ids)).values(message_key=key))
+    if keys:
+        rows = [{"row_id": row_id, "key": key} for row_id, key in keys.items()]
+        conn.execute(_KEY, rows)
 
 
 def _held(ids: Sequence[int], token: str):
@@ -162,12 +176,27 @@ def _error_text(error: str) -> str:
     return error if len(error) <= ERROR_LENGTH else error[: ERROR_LENGTH - 3] + "..."
 
 
+# Built once: the dispatcher records every send with it, one message at a time.
+_SENT = (
+    outbox_t.update()
+    .where(
+        outbox_t.c.id.in_(sa.bindparam("sent_ids", expanding=True)),
+        outbox_t.c.status == "claimed",
+        outbox_t.c.claimed_by == sa.bindparam("sent_token"),
+    )
+    .values(
+        status="sent",
+        sent_at=sa.bindparam("sent_at_", type_=outbox_t.c.sent_at.type),
+        lease_until=None,
+        claimed_by=None,
+        last_error=None,
+    )
+)
+
+
 def mark_sent(conn: sa.Connection, ids: Sequence[int], token: str, now: datetime) -> int:
-    return conn.execute(
-        outbox_t.update()
-        .where(*_held(ids, token))
-        .values(status="sent", sent_at=now, lease_until=None, claimed_by=None, last_error=None)
-    ).rowcount
+    params = {"sent_ids": _ids(ids), "sent_token": token, "sent_at_": now}
+    return conn.execute(_SENT, params).rowcount
 
 
 def mark_failed(
@@ -179,6 +208,12 @@ def mark_failed(
         .where(*_held(ids, token))
         .values(status="failed", lease_until=None, claimed_by=None, last_error=_error_text(error))
     ).rowcount
+
+
+def set_error(conn: sa.Connection, ids: Sequence[int], error: str) -> None:
+    conn.execute(
+        outbox_t.update().where(outbox_t.c.id.in_(_ids(ids))).values(last_error=_error_text(error))
+    )
 
 
 def mark_cancelled(

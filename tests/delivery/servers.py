@@ -71,8 +71,12 @@ class SmtpServer:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
 
+        self._sessions: list[SMTP] = []
+
         def factory() -> SMTP:
-            return SMTP(self.handler, hostname="mail.test", loop=self._loop)
+            session = SMTP(self.handler, hostname="mail.test", loop=self._loop)
+            self._sessions.append(session)
+            return session
 
         async def start():
             return await self._loop.create_server(factory, "127.0.0.1", 0)
@@ -88,6 +92,14 @@ class SmtpServer:
     def stop(self) -> None:
         async def close():
             self._server.close()
+            for session in self._sessions:  # connections a client left open
+                if session.transport is not None:
+                    session.transport.close()
+            current = asyncio.current_task()
+            others = [t for t in asyncio.all_tasks() if t is not current]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
             await self._server.wait_closed()
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(5)
