@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import request, url_for
 
 from web.auth import User
+from web.pages import oversight_nav
 
 
 def is_supervisor(user: User) -> bool:
@@ -24,6 +25,7 @@ def items(user: User | None) -> list[dict]:
         links.append(("My team", url_for("team.team"), "/team"))
     if access.may_list_alerts(user):
         links.append(("Alerts", url_for("alerts.my_alerts"), "/alerts"))
+    links += oversight_nav.links(user)  # issue 12's pages, by role
     return [
         {"text": text, "href": href, "active": request.path.startswith(prefix)}
         for text, href, prefix in links

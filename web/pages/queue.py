@@ -1,0 +1,149 @@
+"""The wellbeing team's queue: every unresolved alert, filtered, and assigned one at a time.
+
+Each alert is worked on its own page (alerts.alert: acknowledge, then the outcome); there is
+deliberately no bulk acknowledge, because each person deserves a look. TRiM follow-ups due
+this week are their own list. Reads are engine.oversight.queue's; only wellbeing may.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from wtforms import SelectField
+from wtforms.validators import InputRequired
+
+from engine.oversight import aggregates, queue
+from web import db
+from web.auth import allowed, current_user, has_role
+
+bp = Blueprint("queue", __name__)
+
+may_work_queue = has_role("wellbeing")
+
+AGES = {
+    "": ("Any age", None),
+    "1d": ("Older than a day", timedelta(days=1)),
+    "3d": ("Older than 3 days", timedelta(days=3)),
+    "7d": ("Older than a week", timedelta(days=7)),
+    "28d": ("Older than 4 weeks", timedelta(days=28)),
+}
+CHOICES_YES_NO = (("", "Either"), ("yes", "Yes"), ("no", "No"))
+SEVERITIES = (("", "Any priority"), *((s, f"{s.capitalize()} priority") for s in queue.SEVERITIES))
+
+
+class AssignForm(FlaskForm):
+    """Give one alert to one member of the wellbeing team."""
+
+    assignee = SelectField(
+        "Assign to",
+        choices=[],
+        validators=[InputRequired(message="Choose who in the wellbeing team will work it")],
+    )
+
+
+def _yes_no(value: str | None) -> bool | None:
+    return {"yes": True, "no": False}.get(value or "")
+
+
+def _filters() -> tuple[dict[str, str], queue.QueueFilter]:
+    """The filter form's values (unknown ones dropped) and the engine's filter."""
+    args = request.args
+    chosen = {
+        "severity": args.get("severity", "") if args.get("severity") in queue.SEVERITIES else "",
+        "unit": args.get("unit", "")[:100].replace("\x00", ""),
+        "age": args.get("age", "") if args.get("age", "") in AGES else "",
+        "overdue": args.get("overdue", "") if args.get("overdue") in ("yes", "no") else "",
+        "escalated": args.get("escalated", "") if args.get("escalated") in ("yes", "no") else "",
+        "assignee": args.get("assignee", "")[:100].replace("\x00", ""),
+    }
+    engine_filter = queue.QueueFilter(
+        severity=chosen["severity"] or None,
+        unit_id=chosen["unit"] or None,
+        older_than=AGES[chosen["age"]][1],
+        overdue=_yes_no(chosen["overdue"]),
+        escalated=_yes_no(chosen["escalated"]),
+        assignee=chosen["assignee"] or None,
+    )
+    return chosen, engine_filter
+
+
+def _units() -> list[tuple[str, str]]:
+    """Teams, departments and areas by level and name, for the unit filter."""
+    view = aggregates.current_overview(db.engine(), db.now(), trend=False)
+    order = {"area": 0, "department": 1, "team": 2}
+    units = [u for u in view.hierarchy.units.values() if u.level in order]
+    units.sort(key=lambda u: (order[u.level], u.name.casefold(), u.unit_id))
+    return [(u.unit_id, f"{u.name} ({u.level})") for u in units]
+
+
+def _assign_form(members: list[dict], assignee: str | None, posted: bool = False) -> AssignForm:
+    form = AssignForm() if posted else AssignForm(formdata=None, assignee=assignee or "")
+    form.assignee.choices = [("", "Choose a person")] + [
+        (m["staff_id"], m["display_name"]) for m in members
+    ]
+    return form
+
+
+@bp.get("/queue")
+@allowed(may_work_queue)
+def work_queue():
+    """Every unresolved alert (overdue first, then by priority, oldest first) with the
+    filters; an assign form on each; this week's TRiM follow-ups below."""
+    user = current_user()
+    with db.engine().begin() as conn:
+        queue.note_member(conn, user.staff_id, user.display_name, db.now())
+    chosen, engine_filter = _filters()
+    routing = db.routing()
+    alerts = queue.queue(db.engine(), routing, db.now(), engine_filter)
+    members = queue.members(db.engine())
+    forms = {a["alert_id"]: _assign_form(members, a["assignee_id"]) for a in alerts}
+    return render_template(
+        "queue/queue.html",
+        alerts=alerts,
+        forms=forms,
+        chosen=chosen,
+        filtered=any(chosen.values()),
+        units=_units(),
+        members=members,
+        assignee_options=[
+            ("", "Anyone or nobody"),
+            (queue.UNASSIGNED, "Nobody yet"),
+            *((m["staff_id"], m["display_name"]) for m in members),
+        ],
+        ages=[(key, label) for key, (label, _) in AGES.items()],
+        yes_no=CHOICES_YES_NO,
+        severities=SEVERITIES,
+        escalate_after=routing.escalate_after,
+        follow_ups=queue.follow_ups_this_week(db.engine(), db.now()),
+    )
+
+
+@bp.post("/queue/<int:alert_id>/assign")
+@allowed(may_work_queue)
+def assign(alert_id: int):
+    """Assign one alert to a member of the wellbeing team, then back to the queue."""
+    members = queue.members(db.engine())
+    form = _assign_form(members, None, posted=True)
+    back = url_for("queue.work_queue", **_kept_filters())
+    if not form.validate_on_submit():
+        errors = [e for field in form for e in field.errors]
+        flash(errors[0] if errors else "Choose who in the wellbeing team will work it", "error")
+        return redirect(back + f"#alert-{alert_id}")
+    try:
+        with db.engine().begin() as conn:
+            queue.assign(conn, alert_id, form.assignee.data, current_user().staff_id, db.now())
+    except queue.QueueError as error:
+        message = str(error).split(": ", 1)[-1]
+        flash(f"Not assigned: {message}.", "error")
+    else:
+        name = dict(form.assignee.choices).get(form.assignee.data, form.assignee.data)
+        flash(f"Alert {alert_id} assigned to {name}.", "success")
+    return redirect(back + f"#alert-{alert_id}")
+
+
+def _kept_filters() -> dict[str, str]:
+    """The queue's filters as they were when the assign button was pressed."""
+    keys = ("severity", "unit", "age", "overdue", "escalated", "assignee")
+    return {k: request.form[f"keep_{k}"] for k in keys if request.form.get(f"keep_{k}")}
