@@ -510,6 +510,19 @@ def test_who_may_open_a_record(client, sign_in_as, persona, staff_id, allowed):
 # --- Alerts ------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("persona", "waiting"),
+    [("supervisor", "3 alerts waiting for you"), ("wellbeing", "3 alerts"), ("officer", None)],
+)
+def test_the_me_page_says_how_many_alerts_wait(client, sign_in_as, persona, waiting):
+    sign_in_as(client, persona)
+    text = text_of(client.get("/me"))
+    if waiting:
+        assert waiting in text
+    else:
+        assert "waiting for you" not in text
+
+
 def test_my_alerts_lists_the_alerts_sent_to_me_and_marks_overdue_ones(client, sign_in_as, app):
     sign_in_as(client, "supervisor")
     text = text_of(client.get("/alerts"))

@@ -90,7 +90,19 @@ def dashboard():
         access_log=access_log_for(db.engine(), user.staff_id) if exposure else [],
         conversation_form=ConversationForm(),
         requests=requests_of(db.engine(), user.staff_id, limit=5) if exposure else [],
+        alerts_waiting=_alerts_waiting(user),
     )
+
+
+def _alerts_waiting(user) -> int:
+    """How many unresolved alerts wait for this person (the wellbeing team: every one)."""
+    from engine.alert_view import alerts_for_recipient
+    from web import access
+
+    if not access.may_list_alerts(user):
+        return 0
+    staff_id = None if access.sees_every_alert(user) else user.staff_id
+    return len(alerts_for_recipient(db.engine(), staff_id, "unresolved"))
 
 
 @bp.route("/me/opt-out", methods=["GET", "POST"])
