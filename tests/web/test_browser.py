@@ -233,7 +233,7 @@ def test_a_supervisor_opens_their_team_views_a_person_and_closes_an_alert(visit,
     assert sergeant.heading() == "Alex Officer's record"
     sergeant.check("person")
 
-    page.get_by_role("link", name="Alerts").click()
+    page.get_by_role("link", name="Alerts", exact=True).click()
     sergeant.check("alerts")
     page.get_by_role("link", name=re.compile("Alex Officer.*Cluster")).click()
     assert "Tier-2-or-higher exposures in 30 days 3, at or above 3" in page.inner_text("main")
@@ -323,7 +323,7 @@ def test_the_other_pages_pass_axe_too(visit):
     wellbeing.check("persona-picker-error")
     wellbeing.sign_in("P500", ("wellbeing",))
     wellbeing.check("me-no-exposure")
-    page.get_by_role("link", name="Alerts").click()
+    page.get_by_role("link", name="Alerts", exact=True).click()
     wellbeing.check("alerts-queue")
     assert page.get_by_role("link", name=re.compile("Bea Constable")).count() == 1
     page.get_by_role("link", name="Show resolved alerts too").click()
