@@ -188,23 +188,64 @@ def is_supervisor(conn: sa.Connection, staff_id: str, day: date) -> bool:
 # --- figures for a set of people --------------------------------------------------------------
 
 
+# As above, built once: the people are an expanding IN list, the moments parameters.
+_IDS = sa.bindparam("ids", expanding=True)
+_AS_OF = sa.bindparam("as_of", type_=exposures_t.c.at.type)
+_START = sa.bindparam("start", type_=exposures_t.c.at.type)
+_MIN_TIER = sa.bindparam("min_tier", type_=exposures_t.c.tier.type)
+_OPTED_OUT = sa.select(opt_outs_t.c.staff_id).where(opt_outs_t.c.staff_id.in_(_IDS))
+_VERSIONS = (
+    sa.select(people_t)
+    .where(people_t.c.staff_id.in_(_IDS), people_t.c.valid_from <= _DAY)
+    .order_by(people_t.c.staff_id, people_t.c.valid_from)
+)
+_OPEN_ALERTS = (
+    sa.select(alerts_t.c.staff_id, sa.func.count())
+    .where(alerts_t.c.staff_id.in_(_IDS), alerts_t.c.status != "resolved")
+    .group_by(alerts_t.c.staff_id)
+)
+_EXPOSURES_SINCE = sa.select(
+    exposures_t.c.staff_id,
+    exposures_t.c.at,
+    exposures_t.c.category,
+    exposures_t.c.tier,
+    exposures_t.c.role,
+    exposures_t.c.points,
+).where(
+    exposures_t.c.staff_id.in_(_IDS),
+    exposures_t.c.at <= _AS_OF,
+    exposures_t.c.at > _START,
+    exposures_t.c.tier >= _MIN_TIER,
+)
+
+
+def _windows_statement() -> sa.Select:
+    e, columns = exposures_t, []
+    for window in PERSON_WINDOWS:
+        inside = e.c.at > sa.bindparam(f"from_{window}", type_=e.c.at.type)
+        columns.append(sa.func.sum(sa.case((inside, e.c.points), else_=0)))
+        columns.append(sa.func.sum(sa.case((inside, 1), else_=0)))
+    return (
+        sa.select(e.c.staff_id, *columns)
+        .where(e.c.staff_id.in_(_IDS), e.c.at <= _AS_OF, e.c.at > _START)
+        .group_by(e.c.staff_id)
+    )
+
+
+_WINDOWS = _windows_statement()
+
+
 def opted_out_among(conn: sa.Connection, staff_ids: Iterable[str]) -> set[str]:
     out: set[str] = set()
     for chunk in _chunks(sorted(set(staff_ids))):
-        query = sa.select(opt_outs_t.c.staff_id).where(opt_outs_t.c.staff_id.in_(chunk))
-        out.update(conn.execute(query).scalars())
+        out.update(conn.execute(_OPTED_OUT, {"ids": chunk}).scalars())
     return out
 
 
 def _versions(conn: sa.Connection, staff_ids: list[str], day: date) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for chunk in _chunks(staff_ids):
-        rows = conn.execute(
-            sa.select(people_t)
-            .where(people_t.c.staff_id.in_(chunk), people_t.c.valid_from <= day)
-            .order_by(people_t.c.staff_id, people_t.c.valid_from)
-        )
-        for row in rows:
+        for row in conn.execute(_VERSIONS, {"ids": chunk, "day": day}):
             found[row.staff_id] = row  # ordered: the last one is in force
     return found
 
@@ -214,22 +255,13 @@ def windows_for(
 ) -> dict[str, dict[str, dict[str, float | int]]]:
     """Each person's points and exposure counts in the `exposure --json` windows at `as_of`,
     counted as engine.personal counts them (as_of - N days < at <= as_of)."""
-    e = exposures_t
-    columns = []
-    for window in PERSON_WINDOWS:
-        inside = e.c.at > as_of - timedelta(days=WINDOWS[window])
-        columns.append(sa.func.sum(sa.case((inside, e.c.points), else_=0)))
-        columns.append(sa.func.sum(sa.case((inside, 1), else_=0)))
     oldest = as_of - timedelta(days=max(WINDOWS[w] for w in PERSON_WINDOWS))
+    moments = {f"from_{w}": as_of - timedelta(days=WINDOWS[w]) for w in PERSON_WINDOWS}
     empty = {w: {"points": 0.0, "exposures": 0} for w in PERSON_WINDOWS}
     found = {s: {w: dict(v) for w, v in empty.items()} for s in staff_ids}
     for chunk in _chunks(staff_ids):
-        rows = conn.execute(
-            sa.select(e.c.staff_id, *columns)
-            .where(e.c.staff_id.in_(chunk), e.c.at <= as_of, e.c.at > oldest)
-            .group_by(e.c.staff_id)
-        )
-        for staff_id, *sums in rows:
+        params = {"ids": chunk, "as_of": as_of, "start": oldest, **moments}
+        for staff_id, *sums in conn.execute(_WINDOWS, params):
             for index, window in enumerate(PERSON_WINDOWS):
                 points, count = sums[2 * index], sums[2 * index + 1]
                 found[staff_id][window] = {
@@ -251,15 +283,10 @@ def exposures_since(
     """Each person's exposures with start < at <= as_of (and tier >= min_tier), newest first:
     category, label, tier, role and time only; no incident reference."""
     labels = {c.id: c.label for c in criteria.categories} if criteria else {}
-    e = exposures_t
     found: dict[str, list[dict[str, Any]]] = {s: [] for s in staff_ids}
     for chunk in _chunks(staff_ids):
-        rows = conn.execute(
-            sa.select(e.c.staff_id, e.c.at, e.c.category, e.c.tier, e.c.role, e.c.points).where(
-                e.c.staff_id.in_(chunk), e.c.at <= as_of, e.c.at > start, e.c.tier >= min_tier
-            )
-        )
-        for row in rows:
+        params = {"ids": chunk, "as_of": as_of, "start": start, "min_tier": min_tier}
+        for row in conn.execute(_EXPOSURES_SINCE, params):
             found[row.staff_id].append(
                 {
                     "at": read_datetime(row.at),
@@ -281,11 +308,7 @@ def open_alert_counts(conn: sa.Connection, staff_ids: list[str]) -> dict[str, in
     """Unresolved (open or acknowledged) alerts per person."""
     counts = dict.fromkeys(staff_ids, 0)
     for chunk in _chunks(staff_ids):
-        rows = conn.execute(
-            sa.select(alerts_t.c.staff_id, sa.func.count())
-            .where(alerts_t.c.staff_id.in_(chunk), alerts_t.c.status != "resolved")
-            .group_by(alerts_t.c.staff_id)
-        )
+        rows = conn.execute(_OPEN_ALERTS, {"ids": chunk})
         counts.update({staff_id: int(n) for staff_id, n in rows})
     return counts
 
