@@ -20,7 +20,6 @@ configured is reported, and its rows stay pending.
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import queue
@@ -28,36 +27,28 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as clock_time
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from engine import alerts as alert_ops
+from engine.messages import Message, plan_messages
+from engine.quiet_hours import Hold, last_alert_sends
 from engine.rules.pack import Routing
-from models import OutboxMessage, PersonVersion
+from models import OutboxMessage
 from notifications import outbox
-from notifications.base import (
-    ChannelNotConfigured,
-    Item,
-    Notification,
-    Transport,
-    TransportError,
-)
+from notifications.base import ChannelNotConfigured, Notification, Transport, TransportError
 
 log = logging.getLogger(__name__)
 
-LONDON = ZoneInfo("Europe/London")
 BATCH = 100
 # Stop claiming and give rows back this long before the lease would run out.
 LEASE_MARGIN = timedelta(seconds=60)
 outbox_t: sa.Table = OutboxMessage.__table__
-people_t: sa.Table = PersonVersion.__table__
 
 
 @dataclass
@@ -88,222 +79,6 @@ class DispatchReport:
             },
             "channels": self.health,
         }
-
-
-# --- quiet hours and digests -----------------------------------------------------------------
-
-
-def quiet_until(quiet_hours: Mapping[str, Any] | None, now: datetime) -> datetime | None:
-    """The end of the quiet hours `now` falls in (as UTC), or None outside them.
-
-    The window is wall-clock time in its zone, so 20:00-07:00 stays 20:00-07:00 local on
-    the nights the clocks change; a window across midnight ends on the next day.
-    """
-    if not quiet_hours:
-        return None
-    zone = ZoneInfo(quiet_hours.get("timezone", "Europe/London"))
-    start = clock_time.fromisoformat(quiet_hours["from"])
-    end = clock_time.fromisoformat(quiet_hours["to"])
-    local = now.astimezone(zone)
-    today, moment = local.date(), local.time()
-    if start == end:
-        return None
-    if start < end:  # e.g. 01:00-06:00, inside one day
-        inside, end_day = start <= moment < end, today
-    else:  # across midnight
-        inside = moment >= start or moment < end
-        end_day = today + timedelta(days=1) if moment >= start else today
-    if not inside:
-        return None
-    return datetime.combine(end_day, end, tzinfo=zone).astimezone(UTC)
-
-
-def _severity(payload: Mapping[str, Any]) -> str:
-    return str(payload.get("severity") or "low")
-
-
-def last_alert_sends(conn: sa.Connection, since: datetime) -> dict[tuple[str, str], datetime]:
-    """When each (recipient, channel) last had an alert message sent, since `since`."""
-    query = (
-        sa.select(outbox_t.c.recipient, outbox_t.c.channel, sa.func.max(outbox_t.c.sent_at))
-        .where(
-            outbox_t.c.kind == "alert",
-            outbox_t.c.status == "sent",
-            outbox_t.c.sent_at > since,
-        )
-        .group_by(outbox_t.c.recipient, outbox_t.c.channel)
-    )
-    return {(recipient, channel): at for recipient, channel, at in conn.execute(query)}
-
-
-@dataclass
-class _Hold:
-    """What keeps a row back at `now`: the end of quiet hours, a digest window still open."""
-
-    routing: Routing
-    now: datetime
-    last_sends: dict[tuple[str, str], datetime]
-
-    def __post_init__(self) -> None:
-        self.quiet_end = quiet_until(self.routing.quiet_hours, self.now)
-        self.loud = set((self.routing.quiet_hours or {}).get("except", ()))
-
-    def until(self, row: outbox.Claimed) -> datetime | None:
-        if self.quiet_end is not None and _severity(row.payload) not in self.loud:
-            return self.quiet_end
-        digest = self.routing.digest
-        if digest and row.kind == "alert":
-            previous = self.last_sends.get((row.recipient, row.channel))
-            if previous is not None and previous + digest > self.now:
-                return previous + digest
-        return None
-
-    def sent(self, message: _Message) -> None:
-        if message.rows[0].kind == "alert":
-            first = message.rows[0]
-            self.last_sends[(first.recipient, first.channel)] = self.now
-
-
-# --- recipients ------------------------------------------------------------------------------
-
-
-class _Addresses:
-    """Staff ids -> (email, display name) from the people version in force on a day."""
-
-    def __init__(self, conn: sa.Connection, staff_ids: Iterable[str], day: date):
-        ids = sorted(set(staff_ids))
-        versions: dict[str, list[Any]] = {}
-        columns = (people_t.c.staff_id, people_t.c.valid_from, people_t.c.email)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            query = sa.select(*columns, people_t.c.display_name).where(
-                people_t.c.staff_id.in_(chunk)
-            )
-            for row in conn.execute(query.order_by(people_t.c.staff_id, people_t.c.valid_from)):
-                versions.setdefault(row.staff_id, []).append(row)
-        self._versions = versions
-        self._day = day
-
-    def of(self, staff_id: str) -> tuple[str | None, str | None]:
-        found = self._versions.get(staff_id)
-        if not found:
-            return None, None
-        index = bisect.bisect_right([v.valid_from for v in found], self._day)
-        version = found[index - 1] if index else found[0]  # not yet in force: the first
-        return version.email, version.display_name
-
-
-def _is_address(recipient: str) -> bool:
-    return "@" in recipient
-
-
-def _routing_name(routing: Routing, address: str) -> str | None:
-    for name, recipient in routing.recipients.items():
-        if recipient.email == address:
-            return name.replace("_", " ").capitalize()
-    return None
-
-
-# --- planning one batch ----------------------------------------------------------------------
-
-
-@dataclass
-class _Message:
-    notification: Notification
-    rows: list[outbox.Claimed]
-
-
-def _link(base_url: str, path: str) -> str:
-    return base_url.rstrip("/") + "/" + path.lstrip("/")
-
-
-def _item(row: outbox.Claimed, base_url: str) -> Item:
-    body = row.payload
-    return Item(
-        alert_id=int(body.get("alert_id") or 0),
-        person_name=str(body.get("name") or body.get("staff_id") or "a colleague"),
-        title=str(body.get("title") or ""),
-        severity=_severity(body),
-        link=_link(base_url, str(body.get("link") or "/")),
-    )
-
-
-def _groups(rows: list[outbox.Claimed], digest: bool) -> list[list[outbox.Claimed]]:
-    """Rows that go as one message: a key kept from an earlier attempt holds its rows
-    together; with digests on, a recipient's new alerts on a channel go together."""
-    groups: dict[tuple, list[outbox.Claimed]] = {}
-    for row in rows:
-        if row.message_key:
-            key: tuple = ("key", row.message_key)
-        elif digest and row.kind == "alert":
-            key = ("digest", row.channel, row.recipient)
-        else:
-            key = ("row", row.id)
-        groups.setdefault(key, []).append(row)
-    return list(groups.values())
-
-
-def _plan(
-    conn: sa.Connection,
-    claimed: list[outbox.Claimed],
-    routing: Routing,
-    base_url: str,
-    now: datetime,
-    token: str,
-    report: DispatchReport,
-    hold: _Hold,
-) -> list[_Message]:
-    """Messages for a claimed batch (their keys stored); rows that can't go yet are given
-    back with their new time, and rows that must not go are settled."""
-    live = []
-    later: dict[datetime, list[int]] = {}
-    for row in claimed:
-        if row.kind == "follow_up" and not alert_ops.follow_up_needed(conn, row.alert_id):
-            outbox.mark_cancelled(
-                conn, [row.id], token, now, "the alert was resolved as not needed"
-            )
-            report.cancelled += 1
-        elif (until := hold.until(row)) is not None:
-            later.setdefault(until, []).append(row.id)
-        else:
-            live.append(row)
-    for until, ids in later.items():
-        report.deferred += outbox.postpone(conn, ids, token, until)
-    staff = [r.recipient for r in live if not _is_address(r.recipient)]
-    addresses = _Addresses(conn, staff, now.astimezone(LONDON).date())
-    messages, keys = [], {}
-    for group in _groups(live, routing.digest is not None):
-        first = group[0]
-        if _is_address(first.recipient):
-            address, name = first.recipient, _routing_name(routing, first.recipient)
-        else:
-            address, name = addresses.of(first.recipient)
-        if not address:
-            error = (
-                f"no email address for staff id {first.recipient} in the people feed: "
-                "add it to the person's record (email column), then `outbox retry` this row"
-            )
-            outbox.mark_failed(conn, [r.id for r in group], token, now, error)
-            log.error("outbox %s: %s", ", ".join(str(r.id) for r in group), error)
-            report.failed += len(group)
-            continue
-        items = tuple(_item(row, base_url) for row in group)
-        kind = "digest" if len(group) > 1 else first.kind
-        key = first.message_key or f"tt-{kind}-{min(r.id for r in group)}"
-        follow_up = first.payload.get("follow_up") if first.kind == "follow_up" else None
-        notification = Notification(
-            key=key,
-            kind=kind,
-            channel=first.channel,
-            address=address,
-            recipient_name=name,
-            items=items,
-            follow_up=follow_up,
-        )
-        keys.update({row.id: key for row in group})
-        messages.append(_Message(notification, group))
-    outbox.set_keys(conn, keys)
-    return messages
 
 
 # --- recording results -----------------------------------------------------------------------
@@ -344,7 +119,7 @@ def _fallback_to_email(conn: sa.Connection, rows: list[outbox.Claimed], now: dat
 
 def _record(
     conn: sa.Connection,
-    message: _Message,
+    message: Message,
     error: TransportError | None,
     now: datetime,
     token: str,
@@ -433,7 +208,7 @@ class _Recorder:
             if items[-1] is None:
                 return
 
-    def put(self, message: _Message, error: TransportError | None) -> None:
+    def put(self, message: Message, error: TransportError | None) -> None:
         self._check()
         self._results.put((message, error))
 
@@ -493,7 +268,7 @@ def dispatch(
             sends = last_alert_sends(conn, now - routing.digest) if routing.digest else {}
         if not ready:
             return _finish(conn, report, transports)
-        hold = _Hold(routing, now, sends)
+        hold = Hold(routing, now, sends)
         recorder = _Recorder(engine, now, token, rng)
         started = time.monotonic()
         claimed_total = 0
@@ -511,7 +286,9 @@ def dispatch(
                     claimed = outbox.claim(
                         conn, now, channels=ready, token=token, limit=size, lease=lease
                     )
-                    messages = _plan(conn, claimed, routing, base_url, now, token, report, hold)
+                    messages = plan_messages(
+                        conn, claimed, routing, base_url, now, token, report, hold
+                    )
                 if not claimed:
                     recorder.drain()  # a fallback recorded just now may have made new rows
                     with conn.begin():
@@ -535,7 +312,7 @@ def dispatch(
                     if after_send is not None:
                         after_send(message.notification)
                     if error is None:
-                        hold.sent(message)  # before it is recorded: the next batch's digests
+                        hold.sent(message.rows)  # before it is recorded: the next batch's digests
                     recorder.put(message, error)
         except BaseException:
             recorder.close()

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine import alerts as alert_ops
-from engine.delivery import quiet_until
+from engine.quiet_hours import quiet_until
 from engine.rules.pack import load_pack, make_pack, pack_from_definitions
 from engine.yamlfile import RuleFileError
 from models import AlertFollowUp
