@@ -9,10 +9,12 @@ One `dispatch` run:
    than `digest` ago waits for the digest window to close, and then goes with the others;
 4. turns the rest into `notifications.base.Notification`s (the recipient's address and name
    from the people version in force; absolute links from `base_url`; a recipient's new
-   alerts in one digest), sends each, and records the result straight after that send.
+   alerts in one digest), sends each, and records each result after its send: on a second
+   connection, while the next message goes, with at most 8 results waiting to be recorded.
 
 A message's idempotency key is stored on its rows before it is sent, so a copy sent again
-after a crash carries the same key. A permanent Teams failure falls back to email for that
+after a crash (sent, its result not yet recorded: at most the waiting few) carries the same
+key. A permanent Teams failure falls back to email for that
 message. A follow-up whose alert was resolved as not needed is cancelled, not sent; a
 follow-up is marked sent only when its message went out. A channel whose transport is not
 configured is reported, and its rows stay pending.
@@ -217,11 +219,12 @@ class _Recorder:
         self._results.join()
         self._check()
 
-    def close(self) -> None:
+    def close(self, *, check: bool = True) -> None:
         self._results.put(None)
         self._thread.join()
         self._conn.close()
-        self._check()
+        if check:
+            self._check()
 
     def _check(self) -> None:
         if self._failure is not None:
@@ -315,7 +318,7 @@ def dispatch(
                         hold.sent(message.rows)  # before it is recorded: the next batch's digests
                     recorder.put(message, error)
         except BaseException:
-            recorder.close()
+            recorder.close(check=False)  # the first failure is the one to see
             raise
         return _finish(conn, report, transports, recorder)
 

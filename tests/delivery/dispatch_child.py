@@ -37,6 +37,9 @@ def main() -> None:
         nonlocal sends
         sends += 1
         if args.hang_after is not None and sends == args.hang_after:
+            # The results before this one are recorded on the dispatcher's second connection
+            # meanwhile (a few milliseconds); give it a second, then say where we are.
+            time.sleep(1)
             args.marker.write_text(notification.key)
             time.sleep(600)  # killed here: sent, not yet recorded
 
