@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.alerts import OUTCOMES, list_alerts
+from engine.alerts import OUTCOMES
 from engine.rules.conditions import leaves
 from engine.rules.fields import AGE_FIELD
 from engine.sqltime import read_datetime
@@ -178,30 +178,50 @@ def alerts_for_recipient(
     """
     if status not in STATUS_FILTERS:
         raise ValueError(f"status: one of {', '.join(STATUS_FILTERS)}, not {status!r}")
+    query = sa.select(alerts_t)
+    if status == "unresolved":
+        query = query.where(alerts_t.c.status != "resolved")
+    elif status != "all":
+        query = query.where(alerts_t.c.status == status)
+    if staff_id is not None:
+        # The recipients are JSON text: LIKE finds the candidates, recipients_of decides.
+        query = query.where(alerts_t.c.recipients.like(_like_id(staff_id), escape="\\"))
     with engine.connect() as conn:
-        rows = list_alerts(conn, status)
-        query = sa.select(alerts_t)
-        if staff_id is not None:
-            query = query.where(alerts_t.c.recipients.like(_like_id(staff_id), escape="\\"))
-        extra = {row.id: row for row in conn.execute(query)}
-        names = names_of(conn, {row.staff_id for row in extra.values()})
-    found = []
-    for item in rows:
-        row = extra.get(item["alert_id"])
-        if row is None or (staff_id is not None and staff_id not in recipients_of(row)):
-            continue
-        found.append(
-            {
-                **item,
-                "opened_at": _iso(row.opened_at),
-                "title": row.title,
-                "display_name": names.get(row.staff_id, row.staff_id),
-                "overdue": is_overdue(row, now, escalate_after),
-            }
-        )
-    found.sort(key=lambda a: a["opened_at"], reverse=True)
+        rows = [
+            row for row in conn.execute(query) if staff_id is None or staff_id in recipients_of(row)
+        ]
+        names = names_of(conn, {row.staff_id for row in rows})
+    found = [
+        {
+            # the `alerts --json` fields (engine.alerts.list_alerts), then the page's
+            "alert_id": row.id,
+            "staff_id": row.staff_id,
+            "rule_id": row.rule_id,
+            "severity": row.severity,
+            "status": row.status,
+            "opened_at": _iso(row.opened_at),
+            "recipients": recipients_of(row),
+            "outcome": row.outcome,
+            "escalated": row.escalated_at is not None,
+            "title": row.title,
+            "display_name": names.get(row.staff_id, row.staff_id),
+            "overdue": is_overdue(row, now, escalate_after),
+        }
+        for row in rows
+    ]
+    found.sort(key=lambda a: (a["opened_at"], a["alert_id"]), reverse=True)
     found.sort(key=lambda a: _ORDER[a["status"]])
     return found
+
+
+def has_received_alerts(conn: sa.Connection, staff_id: str) -> bool:
+    """Whether any alert (of any state) was sent to `staff_id`."""
+    query = sa.select(alerts_t.c.recipients).where(
+        alerts_t.c.recipients.like(_like_id(staff_id), escape="\\")
+    )
+    return any(
+        staff_id in recipients_of({"recipients": text}) for text in conn.execute(query).scalars()
+    )
 
 
 MAX_ID = 2**31 - 1  # the largest id an alerts row can have (an integer column on PostgreSQL)

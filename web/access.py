@@ -23,14 +23,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import sqlalchemy as sa
 from flask import g
 
 from engine import team
-from engine.alert_view import alert_row, recipients_of
+from engine.alert_view import alert_row, has_received_alerts, recipients_of
 from engine.personal import is_opted_out
 from engine.sqltime import local_date
-from models import Alert
 from web import db
 
 VIEWER_ROLES = ("wellbeing", "auditor")  # may view anyone's record, with a reason
@@ -128,15 +126,8 @@ def may_act_on_alert(user, alert_id: int, **_: Any) -> bool:
 
 def _received_alerts(user) -> bool:
     def compute() -> bool:
-        alerts = Alert.__table__
-        escaped = user.staff_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = (
-            sa.select(alerts.c.id, alerts.c.recipients)
-            .where(alerts.c.recipients.like(f'%"{escaped}"%', escape="\\"))
-            .limit(50)
-        )
         with db.engine().connect() as conn:
-            return any(user.staff_id in recipients_of(row) for row in conn.execute(query))
+            return has_received_alerts(conn, user.staff_id)
 
     return _cached(("received_alerts", user.staff_id), compute)
 

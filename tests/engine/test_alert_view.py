@@ -11,7 +11,13 @@ import sqlalchemy as sa
 
 from engine import alerts as alert_ops
 from engine.access_log import AccessReasonError, access_log_for, check_reason, record_view
-from engine.alert_view import alert_detail, alerts_for_recipient, recipients_of, words
+from engine.alert_view import (
+    alert_detail,
+    alerts_for_recipient,
+    has_received_alerts,
+    recipients_of,
+    words,
+)
 from engine.conversations import ConversationError, request_conversation, requests_of
 from engine.decisions import evaluate
 from models import OutboxMessage
@@ -110,6 +116,15 @@ def test_alerts_for_a_recipient_open_first_and_overdue_marked(db):
         alerts_for_recipient(db, "S2", "closed")
     # an id that is a prefix of another's never matches it
     assert alerts_for_recipient(db, "S", "all") == []
+    # the rows carry the CLI's `alerts --json` fields, with the same values
+    with db.connect() as conn:
+        cli = {a["alert_id"]: a for a in alert_ops.list_alerts(conn, "all")}
+        assert has_received_alerts(conn, "S2") and not has_received_alerts(conn, "S1")
+    web = {a["alert_id"]: a for a in alerts_for_recipient(db, None, "all")}
+    assert set(web) == set(cli)
+    for alert_id, row in cli.items():
+        same = {k: web[alert_id][k] for k in row if k != "opened_at"}
+        assert same == {k: v for k, v in row.items() if k != "opened_at"}
 
 
 def test_access_log_records_reasons_and_the_person_sees_who_looked(db):
