@@ -7,6 +7,7 @@ this week are their own list. Reads are engine.oversight.queue's; only wellbeing
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -31,6 +32,16 @@ AGES = {
 }
 CHOICES_YES_NO = (("", "Either"), ("yes", "Yes"), ("no", "No"))
 SEVERITIES = (("", "Any priority"), *((s, f"{s.capitalize()} priority") for s in queue.SEVERITIES))
+
+
+@bp.app_template_filter("follow_up_name")
+def follow_up_name(label: str) -> str:
+    """A follow-up's label (its delay, as routing writes it) in words: 72h -> 72-hour check-in."""
+    match = re.fullmatch(r"(\d+)([hdw])", label or "")
+    if match is None:
+        return label
+    unit = {"h": "hour", "d": "day", "w": "week"}[match.group(2)]
+    return f"{match.group(1)}-{unit} check-in"
 
 
 class AssignForm(FlaskForm):
