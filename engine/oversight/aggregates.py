@@ -256,17 +256,19 @@ PEOPLE_TODAY = (
     "AND NOT EXISTS (SELECT 1 FROM opt_outs x WHERE x.staff_id = p.staff_id))"
 )
 # Per home unit: people, their current snapshots' 12-month exposures and points, and their
-# unresolved alerts. Summed in the database: a few hundred rows come back, not thousands.
+# unresolved alerts. Summed in the database: a few hundred rows come back, not thousands. The
+# alerts are counted per person through their index: a join would leave PostgreSQL, which
+# can't estimate PEOPLE_TODAY's size, comparing every person with every alert.
 HOME_FIGURES = (
-    "SELECT t.unit_id, COUNT(*) AS people, "
-    "COALESCE(SUM(s.exposures_365d), 0) AS exposures, "
-    "COALESCE(SUM(s.trauma_points_365d), 0) AS points, "
-    "COALESCE(SUM(o.n), 0) AS open_alerts "
+    "SELECT h.unit_id, COUNT(*) AS people, SUM(h.exposures) AS exposures, "
+    "SUM(h.points) AS points, SUM(h.open_alerts) AS open_alerts FROM ("
+    "SELECT t.unit_id, COALESCE(s.exposures_365d, 0) AS exposures, "
+    "COALESCE(s.trauma_points_365d, 0) AS points, "
+    "(SELECT COUNT(*) FROM alerts a WHERE a.staff_id = t.staff_id "
+    " AND a.status <> 'resolved') AS open_alerts "
     f"FROM {PEOPLE_TODAY} t "
-    "LEFT JOIN snapshots s ON s.staff_id = t.staff_id AND s.is_current "
-    "LEFT JOIN (SELECT staff_id, COUNT(*) AS n FROM alerts WHERE status <> 'resolved' "
-    "           GROUP BY staff_id) o ON o.staff_id = t.staff_id "
-    "GROUP BY t.unit_id"
+    "LEFT JOIN snapshots s ON s.staff_id = t.staff_id AND s.is_current) h "
+    "GROUP BY h.unit_id"
 )
 
 
