@@ -309,6 +309,16 @@ def test_a_session_write_to_the_api_needs_the_csrf_header_and_a_bearer_call_does
         f"/api/v1/alerts/{alert_id}/ack", json={}, headers={"X-CSRFToken": token}
     )
     assert accepted.status_code == 200, accepted.get_json()
+    # A bearer call carries no cookie authority, so it needs no CSRF token.
+    bearer = client.post("/dev/token", json={"staff_id": "P200", "roles": []}).get_json()
+    other = web_force.alerts["P100"]
+    by_token = client.post(
+        f"/api/v1/alerts/{other}/ack",
+        json={},
+        headers={"Authorization": f"Bearer {bearer['access_token']}"},
+    )
+    assert by_token.status_code == 200, by_token.get_json()
+    assert alert_status(web_force, other)[0] == "acknowledged"
 
 
 # --- Me ----------------------------------------------------------------------------------------
