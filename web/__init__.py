@@ -93,7 +93,10 @@ def create_app(settings: Settings, *, testing: bool = False, loopback: bool = Fa
         referrer_policy="same-origin",
         x_content_type_options=True,
     )
-    limiter = Limiter(get_remote_address, app=app, storage_uri="memory://")
+    # A moving window: no burst of twice the limit across a minute's boundary.
+    limiter = Limiter(
+        get_remote_address, app=app, storage_uri="memory://", strategy="moving-window"
+    )
 
     @app.before_request
     def _csrf():
