@@ -180,6 +180,12 @@ class _Recorder:
         self.report = DispatchReport()  # its own counts, added to the run's at the end
         self._conn = engine.connect()
         self._relaxed = self._conn.dialect.name == "postgresql"
+        if self._relaxed:
+            # A result PostgreSQL loses in a crash of its own means the message goes again
+            # with the same key, as after a crash of ours; waiting for the disk on every
+            # result would cost most of the rate. Only this connection, only while it's ours.
+            self._conn.exec_driver_sql("SET synchronous_commit TO OFF")
+            self._conn.commit()
         self._results: queue.Queue = queue.Queue(maxsize=depth)
         self._failure: BaseException | None = None
         self._args = (now, token, self.report, rng, set())  # last: channels known healthy
@@ -195,11 +201,6 @@ class _Recorder:
                 results = [item for item in items if item is not None]
                 if results and self._failure is None:
                     with self._conn.begin():
-                        if self._relaxed:
-                            # A result PostgreSQL loses in a crash of its own means the message
-                            # goes again with the same key, as after a crash of ours; waiting
-                            # for the disk on every message would cost most of the rate.
-                            self._conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                         for message, error in results:
                             _record(self._conn, message, error, *self._args)
             except BaseException as failure:  # raised again in the dispatching thread
@@ -222,6 +223,10 @@ class _Recorder:
     def close(self, *, check: bool = True) -> None:
         self._results.put(None)
         self._thread.join()
+        if self._relaxed:
+            self._conn.rollback()
+            self._conn.exec_driver_sql("RESET synchronous_commit")
+            self._conn.commit()
         self._conn.close()
         if check:
             self._check()
