@@ -3,7 +3,6 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR := demo-data
-DEMO_DB := sqlite:///$(DEMO_DIR)/tracker.sqlite
 
 .PHONY: demo test lint bench clean
 
@@ -16,12 +15,10 @@ $(BIN)/.installed: pyproject.toml
 	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/notifications/cardcheck --silent --no-audit --no-fund; else echo "npm not found: the Adaptive Card tests will be skipped (they fail in CI)"; fi
 	@touch $@
 
+# The served demo: a synthetic force in demo-data/, the scheduler, local mail and Teams sinks,
+# and the persona picker on http://127.0.0.1:5000 (Ctrl-C stops it; a second run reuses it).
 demo: $(BIN)/.installed
-	$(BIN)/trauma-tracker generate $(DEMO_DIR)/feeds --people 600 --years 2 --seed 1
-	$(BIN)/trauma-tracker --db $(DEMO_DB) init
-	$(BIN)/trauma-tracker --db $(DEMO_DB) ingest $(DEMO_DIR)/feeds
-	$(BIN)/trauma-tracker --db $(DEMO_DB) evaluate
-	$(BIN)/trauma-tracker --db $(DEMO_DB) alerts
+	$(BIN)/trauma-tracker demo --dir $(DEMO_DIR)
 
 test: $(BIN)/.installed
 	$(BIN)/pytest
