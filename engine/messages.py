@@ -45,6 +45,7 @@ class Addresses:
         self._day = day
 
     def of(self, staff_id: str) -> tuple[str | None, str | None]:
+        """(email, display name); (None, None) for someone not in the feed."""
         found = self._versions.get(staff_id)
         if not found:
             return None, None
@@ -66,6 +67,8 @@ def _routing_name(routing: Routing, address: str) -> str | None:
 
 @dataclass
 class Message:
+    """One notification to send, and the outbox rows it settles."""
+
     notification: Notification
     rows: list[outbox.Claimed]
 
