@@ -186,9 +186,11 @@ def main() -> None:
             "postgresql", postgres_url(folder), options
         )
     written = OUT / "overview.json"
-    if written.exists():  # a run of one database keeps the other's last results
-        earlier = json.loads(written.read_text()).get("databases", {})
-        results["databases"] = {**earlier, **results["databases"]}
+    if written.exists():  # a partial run keeps the last results of what it skipped
+        merged = json.loads(written.read_text()).get("databases", {})
+        for name, result in results["databases"].items():
+            merged[name] = {**merged.get(name, {}), **result}
+        results["databases"] = merged
     written.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
