@@ -207,6 +207,24 @@ def _wait_until_up(server: subprocess.Popen, base: str) -> None:
     raise SystemExit("gunicorn did not answer /healthz within a minute")
 
 
+def server_cpu_seconds(server: subprocess.Popen) -> float:
+    """CPU time (user + system) used so far by gunicorn's master and its workers: unlike
+    latency, it doesn't depend on what else the shared machine is doing."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        # after the name: state, ppid, ... utime and stime are fields 14 and 15 of stat
+        if int(entry) == server.pid or int(fields[1]) == server.pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def stop_server(server: subprocess.Popen) -> None:
     os.killpg(server.pid, signal.SIGTERM)
     try:
@@ -333,6 +351,7 @@ def bench_database(name: str, url: str, options) -> dict:
         for number in range(1, options.rounds + 1):
             for key, path in PATHS.items():
                 askers = who["supervisors"] if key == "team" else who["people"]
+                cpu_before, client_before = server_cpu_seconds(server), time.process_time()
                 (latencies, failures), seconds = timed(
                     f"round {number}, {path}: {options.clients} clients x "
                     f"{options.requests} requests",
@@ -342,6 +361,9 @@ def bench_database(name: str, url: str, options) -> dict:
                 )
                 if failures:
                     raise SystemExit(f"{len(failures)} failed requests, e.g. {failures[:3]}")
+                asked = options.clients * (options.requests + 2)
+                server_ms = (server_cpu_seconds(server) - cpu_before) * 1000 / asked
+                client_ms = (time.process_time() - client_before) * 1000 / asked
                 p50, p95 = percentile(latencies, 0.50), percentile(latencies, 0.95)
                 load = os.getloadavg()[0]
                 rounds[key].append(
@@ -351,11 +373,17 @@ def bench_database(name: str, url: str, options) -> dict:
                         "p95_ms": round(p95, 1),
                         "max_ms": round(max(latencies), 1),
                         "per_second": round(len(latencies) / seconds, 1),
+                        # CPU per request, whatever else the machine was doing
+                        "server_cpu_ms": round(server_ms, 2),
+                        "client_cpu_ms": round(client_ms, 2),
                         # how busy the shared machine was (1-minute load average, 2 CPUs)
                         "load_average": round(load, 1),
                     }
                 )
-                say(f"  p50 {p50:.1f} ms, p95 {p95:.1f} ms, load average {load:.1f}")
+                say(
+                    f"  p50 {p50:.1f} ms, p95 {p95:.1f} ms, load average {load:.1f}; CPU per "
+                    f"request: server {server_ms:.1f} ms, client {client_ms:.1f} ms"
+                )
         for key, runs in rounds.items():
             best = min(runs, key=lambda run: run["p95_ms"])
             result[key] = {
