@@ -97,7 +97,9 @@ class RulesetStatus:
 
     @property
     def problem_lines(self) -> list[str]:
-        return [str(problem) for problem in self.problems]
+        """Each problem as FILE:LINE: message, FILE relative to the rules folder."""
+        prefix = self.rules_dir.rstrip("/") + "/"
+        return [str(problem).removeprefix(prefix) for problem in self.problems]
 
 
 def _stored(conn: sa.Connection) -> list[Any]:
@@ -157,16 +159,17 @@ def rule_listing(conn: sa.Connection, rules_dir: Path) -> dict[str, Any]:
     rules = []
     report = None
     if state.running is not None:
-        report, per_rule = test_summary(state.running)
+        # A stored ruleset keeps what the rules do, not their files or tests.
+        report, per_rule = test_summary(state.running) if not state.fallback else (None, {})
         for rule in state.running.rules:
-            tests = per_rule[rule.id]
+            tests = per_rule.get(rule.id)
             rules.append(
                 {
                     "id": rule.id,
                     "title": rule.title,
                     "severity": rule.severity,
                     "on": rule.on,
-                    "file": Path(rule.file).name if rule.file else None,
+                    "file": Path(rule.file).name if rule.file and not state.fallback else None,
                     "version": rule.version,
                     "live_since": since.get((rule.id, rule.version)),
                     "tests": tests,
@@ -215,7 +218,8 @@ def months_between(start: date, end: date) -> list[str]:
 
 
 def _lines(value: Any, indent: str = "") -> list[str]:
-    """A definition's value as short lines of text (a condition tree as nested lines)."""
+    """A definition's value as short lines of text, as YAML would show it (a condition tree
+    as nested lines, one condition a line)."""
     if isinstance(value, Mapping):
         lines = []
         for key, item in value.items():
@@ -223,10 +227,10 @@ def _lines(value: Any, indent: str = "") -> list[str]:
             lines.extend(_lines(item, indent + "  "))
         return lines
     if isinstance(value, list):
-        if all(not isinstance(v, Mapping | list) for v in value):
-            return [f"{indent}[{', '.join(str(v) for v in value)}]"]
+        if not value:
+            return [f"{indent}none"]
         return [line for item in value for line in _lines(item, indent + "- ")]
-    return [f"{indent}{'' if value is None else value}"]
+    return [f"{indent}{'none' if value is None else value}"]
 
 
 def side_by_side(live: RulePack | None, candidate: RulePack) -> list[dict[str, Any]]:

@@ -286,6 +286,10 @@ def test_a_bad_edit_shows_the_banner_to_steering_and_admin_on_every_page(client,
     assert "the last good one: the files are not used" in page
     version = re.search(r"Running ruleset</dt>\s*<dd[^>]*><code>(\w+)</code>", running).group(1)
     assert version in page
+    assert re.search(r"<code>interventions/cluster\.yaml:\d+: ", page)  # relative to the folder
+    assert page.count("the files are broken") == 4  # the stored ruleset keeps no tests
+    tests = text(client.post("/rules/tests", data={"csrf_token": csrf_token(page)}))
+    assert 'href="#tests-run"' in tests and "fix the problems, then run the tests" in tests
     for persona in ("wellbeing", "leader", "auditor", "officer"):
         sign_in_persona(client, persona)
         assert "Rule files have problems" not in text(client.get("/me")), persona

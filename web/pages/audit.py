@@ -150,6 +150,18 @@ def _conditions(explanation: dict | None, with_values: bool) -> list[dict]:
     return found
 
 
+def _flat(value: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """What a decision saw as (label, value) rows: nested figures one row each."""
+    rows: list[tuple[str, object]] = []
+    for key, item in value.items():
+        label = f"{prefix}{key}".replace("_", " ")
+        if isinstance(item, dict):
+            rows += _flat(item, f"{prefix}{key}: ")
+        else:
+            rows.append((label, "none" if item is None else item))
+    return rows
+
+
 @bp.route("/audit/decisions/<decision_id>", methods=["GET", "POST"])
 @allowed(may_audit)
 def decision(decision_id: str):
@@ -190,6 +202,7 @@ def _decision_page(decision_id: str, reason: str | None, form: AuditReasonForm):
         "audit/decision.html",
         d=found,
         conditions=_conditions(found["explanation"], found["detail_shown"]),
+        inputs=_flat(found["input"]) if found["input"] else [],
         form=form,
         decision_outcomes=DECISION_OUTCOMES,
     )

@@ -127,19 +127,23 @@ def workbench_page():
 @bp.post("/rules/tests")
 @allowed(may_use_workbench)
 def run_tests():
-    """Run every rule file's tests (the files on disk, or the running ruleset while they are
-    broken) and show each failure with its FILE:LINE."""
+    """Run every rule file's tests and show each failure with its FILE:LINE (while the
+    files are broken, say so: a stored ruleset keeps no tests)."""
     form = RunForm()
     if not form.validate_on_submit():
         return _page(errors=[("tests-run", "The form had expired: press the button again")])
     state = _status()
-    pack = state.files_pack or state.running
-    report, per_rule = workbench.test_summary(pack) if pack else (None, {})
-    return _page(test_report=report, tested_files=state.files_pack is not None, anchor="tests")
+    if state.files_pack is None:
+        message = "The rule files on disk are not valid: fix the problems, then run the tests"
+        return _page(errors=[("tests-run", message)])
+    report, _ = workbench.test_summary(state.files_pack)
+    return _page(test_report=report, anchor="tests")
 
 
 def _backtest_view(report, start: date, end: date) -> dict:
-    months = workbench.months_between(start, end)
+    # An exposure rule's first step looks back a step, so a month before `start` can appear.
+    seen = {m for rule in report.alerts for m in report.by_month[rule]}
+    months = sorted(set(workbench.months_between(start, end)) | seen)
     rules = sorted(report.alerts)
     series = [(rule, [report.by_month[rule].get(m, 0) for m in months]) for rule in rules]
     names = _unit_names()
