@@ -95,6 +95,9 @@ class Visit:
 
     def __init__(self, browser, axe, live, who: str, width: int = 1100):
         self.context = browser.new_context(viewport={"width": width, "height": 900})
+        # A busy machine (CI beside other work) answers slowly; waiting longer is not a check.
+        self.context.set_default_timeout(60_000)
+        self.context.set_default_navigation_timeout(60_000)
         self.page = self.context.new_page()
         self.axe = axe
         self.live = live
@@ -114,6 +117,7 @@ class Visit:
     def check(self, name: str) -> None:
         """axe-core on the page as it is now: zero violations; then a screenshot."""
         SCREENS.mkdir(parents=True, exist_ok=True)
+        self.page.wait_for_load_state("load")
         self.page.screenshot(path=str(SCREENS / f"{self.who}-{name}.png"), full_page=True)
         results = self.axe.run(self.page)
         assert results.violations_count == 0, f"{name}: {results.generate_report()}"
