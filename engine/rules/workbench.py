@@ -34,7 +34,9 @@ from models import RulesetVersion
 versions_t: sa.Table = RulesetVersion.__table__
 
 CRITERIA_FILE = "criteria.yaml"
-MAX_BACKTEST_DAYS = {"day": 400, "week": 3 * 366}  # a request's worth of replay
+# What a web request replays: within a web worker's timeout on a force the size of Avon and
+# Somerset (a year of days takes most of a minute); longer runs are for `rules backtest`.
+MAX_BACKTEST_DAYS = {"day": 92, "week": 2 * 366}
 DEFINITION_KEYS = (
     "title",
     "severity",
@@ -194,7 +196,10 @@ def check_period(start: date, end: date, step: str) -> None:
         raise WorkbenchError(f"to: {end.isoformat()} is before from: {start.isoformat()}")
     if end - start > timedelta(days=MAX_BACKTEST_DAYS[step]):
         most = MAX_BACKTEST_DAYS[step]
-        raise WorkbenchError(f"to: at most {most} days after from when stepping by {step}")
+        raise WorkbenchError(
+            f"to: at most {most} days after from when looking every {step} "
+            "(for longer, run `trauma-tracker rules backtest`)"
+        )
 
 
 def run_backtest(

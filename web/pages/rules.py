@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
 from flask import Blueprint, render_template, request
 from flask_wtf import FlaskForm
 
@@ -59,8 +60,8 @@ def validation_banner() -> dict:
         return {}
     try:
         state = _status()
-    except OSError:
-        return {}
+    except (OSError, sa.exc.SQLAlchemyError):
+        return {}  # an error page must still render; /readyz reports the database
     if not state.problems:
         return {}
     return {"rule_problems": state, "rule_problems_link": user.has("steering")}
