@@ -76,7 +76,31 @@ def test_healthz_and_readyz_answer_when_all_is_well(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.get_json()["checks"] == {"database": "ok", "criteria": "ok", "ruleset": "ok"}
+    checks = ready.get_json()["checks"]
+    assert checks == {"database": "ok", "criteria": "ok", "ruleset": "ok", "scheduler": "ok"}
+
+
+def test_readyz_is_503_while_the_schedulers_dispatch_has_not_succeeded_lately(web_force):
+    """A scheduler that has stopped sending (or died) makes the service not ready."""
+    from datetime import UTC, datetime, timedelta
+
+    from engine.service_runs import record_start, record_success
+    from web import create_app
+
+    app = create_app(web_force.settings(), testing=True)
+    with app.app_context():
+        from web import db
+
+        long_ago = datetime.now(UTC) - timedelta(hours=2)
+        for name, kind in (("scheduler", "scheduler"), ("dispatch", "job")):
+            record_start(db.engine(), name, kind, long_ago, "host-1")
+            record_success(db.engine(), name, kind, long_ago, "host-1")
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    problem = response.get_json()["checks"]["scheduler"]
+    assert "no active scheduler since" in problem
+    assert "dispatch has not succeeded since" in problem
+    app.extensions["tt"].dispose()
 
 
 def test_readyz_is_503_and_says_the_ruleset_is_missing(web_force, tmp_path):
@@ -114,6 +138,7 @@ def test_readyz_is_503_when_the_database_does_not_answer(web_force, tmp_path):
     assert response.status_code == 503
     assert response.get_json()["checks"]["database"].startswith("not answering")
     assert response.get_json()["checks"]["ruleset"].startswith("not checked")
+    assert response.get_json()["checks"]["scheduler"].startswith("not checked")
 
 
 # --- signing in --------------------------------------------------------------------------------
