@@ -7,10 +7,11 @@ same machine in the same run:
 - dispatch: `engine.delivery.dispatch` over the outbox: claim, render, send, record each.
 
 The servers run in processes of their own, so they don't share the interpreter with the
-sender. Targets: at least 200 messages/s to SMTP and 100/s to the webhook, and at least half
-of the raw rate for each.
+sender. Raw and dispatch runs take turns for `--rounds` rounds and the best of each is
+compared, so a busy moment on a shared machine does not favour one side. Targets: at least
+200 messages/s to SMTP and 100/s to the webhook, and at least half of the raw rate for each.
 
-    .venv/bin/python bench/notify.py [--messages 10000] [--db URL]
+    .venv/bin/python bench/notify.py [--messages 10000] [--rounds 2] [--db URL]
 
 Results go to bench/out/notify.json.
 """
@@ -216,6 +217,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--db", help="Database URL for the outbox (default: a new SQLite file)")
+    parser.add_argument("--rounds", type=int, default=2, help="Raw and dispatch runs, in turn")
     args = parser.parse_args()
     count = args.messages
     smtp_server, webhook_server = Server(_smtp_server), Server(_webhook_server)
@@ -226,35 +228,49 @@ def main() -> None:
             def database(name: str) -> str:
                 return args.db or f"sqlite:///{Path(scratch) / name}.sqlite"
 
-            raw = raw_smtp(smtp_server.port, count)
             smtp = SmtpTransport(f"smtp://127.0.0.1:{smtp_server.port}", SENDER)
-            missing = ChannelNotConfigured("not in this run")
-            took, sent = dispatched(
-                database("email"), {"email": smtp, "teams": missing}, count, "email"
-            )
-            results.append(("SMTP (aiosmtpd)", raw, took, sent, 200))
-            assert smtp_server.received == 2 * count, smtp_server.received
-
-            raw = raw_webhook(webhook_server.port, count)
             teams = TeamsTransport(f"http://127.0.0.1:{webhook_server.port}/hook")
-            took, sent = dispatched(
-                database("teams"), {"email": missing, "teams": teams}, count, "teams"
-            )
-            results.append(("webhook (http.server, 202)", raw, took, sent, 100))
-            assert webhook_server.received == 2 * count, webhook_server.received
+            missing = ChannelNotConfigured("not in this run")
+            best: dict[str, list[float]] = {"smtp": [], "smtp_raw": [], "hook": [], "hook_raw": []}
+            # Raw and dispatch take turns, round after round, and the best of each counts:
+            # on a shared machine a busy moment then slows both alike.
+            for round_number in range(args.rounds):
+                best["smtp_raw"].append(count / raw_smtp(smtp_server.port, count))
+                took, sent = dispatched(
+                    database(f"email{round_number}"),
+                    {"email": smtp, "teams": missing},
+                    count,
+                    "email",
+                )
+                best["smtp"].append(sent / took)
+                best["hook_raw"].append(count / raw_webhook(webhook_server.port, count))
+                took, sent = dispatched(
+                    database(f"teams{round_number}"),
+                    {"email": missing, "teams": teams},
+                    count,
+                    "teams",
+                )
+                best["hook"].append(sent / took)
+            assert smtp_server.received == 2 * count * args.rounds, smtp_server.received
+            assert webhook_server.received == 2 * count * args.rounds, webhook_server.received
+            results.append(("SMTP (aiosmtpd)", best["smtp_raw"], best["smtp"], 200))
+            results.append(("webhook (http.server, 202)", best["hook_raw"], best["hook"], 100))
     finally:
         smtp_server.close()
         webhook_server.close()
 
     database_kind = (args.db or "sqlite").split(":")[0].split("+")[0]
-    print(f"{count:,} notifications per channel, outbox on {database_kind}, {platform.node()}")
+    print(
+        f"{count:,} notifications per channel and round, {args.rounds} rounds (best shown), "
+        f"outbox on {database_kind}, {platform.node()}"
+    )
     print(
         "| channel | raw msg/s | dispatch msg/s | dispatch / raw | target | met |\n"
         "|---|---:|---:|---:|---|---|"
     )
     document = []
-    for name, raw, took, sent, target in results:
-        raw_rate, rate = count / raw, sent / took
+    for name, raw_rates, rates, target in results:
+        raw_rate, rate = max(raw_rates), max(rates)
         met = rate >= target and rate >= raw_rate / 2
         print(
             f"| {name} | {raw_rate:,.0f} | {rate:,.0f} | {rate / raw_rate:.0%} | "
@@ -264,9 +280,9 @@ def main() -> None:
             {
                 "channel": name,
                 "messages": count,
-                "raw_per_s": round(raw_rate, 1),
-                "dispatch_per_s": round(rate, 1),
-                "ratio": round(rate / raw_rate, 3),
+                "raw_per_s": [round(r, 1) for r in raw_rates],
+                "dispatch_per_s": [round(r, 1) for r in rates],
+                "ratio_of_best": round(rate / raw_rate, 3),
                 "target_per_s": target,
                 "met": met,
             }

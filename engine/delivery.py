@@ -48,6 +48,7 @@ from notifications.base import ChannelNotConfigured, Notification, Transport, Tr
 log = logging.getLogger(__name__)
 
 BATCH = 100
+GATHER = 0.005  # seconds the recorder waits for more results before it records
 # Stop claiming and give rows back this long before the lease would run out.
 LEASE_MARGIN = timedelta(seconds=60)
 outbox_t: sa.Table = OutboxMessage.__table__
@@ -117,6 +118,33 @@ def _fallback_to_email(conn: sa.Connection, rows: list[outbox.Claimed], now: dat
         )
         made += 1
     return made
+
+
+def _record_all(
+    conn: sa.Connection,
+    results: list[tuple[Message, TransportError | None]],
+    now: datetime,
+    token: str,
+    report: DispatchReport,
+    rng: random.Random,
+    healthy: set[str],
+) -> None:
+    """Record results that queued up together: the plain successes in one statement (the
+    common case, and what keeps recording cheaper than sending), the rest one by one."""
+    plain = [
+        message
+        for message, error in results
+        if error is None
+        and message.notification.channel in healthy
+        and all(row.kind != "follow_up" for row in message.rows)
+    ]
+    if plain:
+        outbox.mark_sent(conn, [row.id for m in plain for row in m.rows], token, now)
+        report.sent += len(plain)
+    done = {id(m) for m in plain}
+    for message, error in results:
+        if id(message) not in done:
+            _record(conn, message, error, now, token, report, rng, healthy)
 
 
 def _record(
@@ -195,14 +223,17 @@ class _Recorder:
     def _work(self) -> None:
         while True:
             items = [self._results.get()]
+            if items[-1] is not None:
+                # Let a few more results queue up: one statement records them together, and
+                # the sending thread is interrupted less often.
+                time.sleep(GATHER)
             while items[-1] is not None and not self._results.empty():
                 items.append(self._results.get_nowait())  # results that queued up meanwhile
             try:
                 results = [item for item in items if item is not None]
                 if results and self._failure is None:
                     with self._conn.begin():
-                        for message, error in results:
-                            _record(self._conn, message, error, *self._args)
+                        _record_all(self._conn, results, *self._args)
             except BaseException as failure:  # raised again in the dispatching thread
                 self._failure = failure
             finally:
