@@ -23,6 +23,13 @@ from tests.web.test_browser import axe, browser, live, visit  # noqa: F401 (fixt
 pytestmark = pytest.mark.slow
 
 
+def _navigate(page, locator) -> None:
+    """Click something that loads a page, and wait until the new page has loaded (so that
+    what is counted next is on it)."""
+    with page.expect_navigation():
+        locator.click()
+
+
 def _alert_link(page, name: str):
     return page.get_by_role("link", name=re.compile(name))
 
@@ -31,7 +38,7 @@ def test_wellbeing_works_the_queue_and_records_an_outcome(visit, live):  # noqa:
     team = visit("queue")
     team.sign_in("P500", ("wellbeing",))
     page = team.page
-    page.get_by_role("link", name="Wellbeing queue").click()
+    _navigate(page, page.get_by_role("link", name="Wellbeing queue"))
     assert team.heading() == "Wellbeing queue"
     team.check("queue")
     queue = page.get_by_role("table", name=re.compile("not yet resolved"))
@@ -39,25 +46,25 @@ def test_wellbeing_works_the_queue_and_records_an_outcome(visit, live):  # noqa:
 
     page.get_by_text("Filter the queue").click()
     page.get_by_label("Priority").select_option("high")
-    page.get_by_role("button", name="Apply filters").click()
+    _navigate(page, page.get_by_role("button", name="Apply filters"))
     team.check("queue-filtered")
     queue = page.get_by_role("table", name=re.compile("not yet resolved, filtered"))
     assert queue.locator("tbody tr").count() == 1
     assert "Bea Constable" in queue.inner_text()
 
     page.get_by_label("Assign the alert about Bea Constable").select_option("P500")
-    page.get_by_role("button", name="Assign the alert about Bea Constable").click()
+    _navigate(page, page.get_by_role("button", name="Assign the alert about Bea Constable"))
     assert "assigned to Wren Wellbeing" in page.inner_text("main")
     assert page.get_by_label("Priority").input_value() == "high"  # the filters were kept
     team.check("queue-assigned")
 
-    _alert_link(page, "Bea Constable.*TRiM check").click()
-    page.get_by_role("button", name="Acknowledge alert").click()
+    _navigate(page, _alert_link(page, "Bea Constable.*TRiM check"))
+    _navigate(page, page.get_by_role("button", name="Acknowledge alert"))
     page.get_by_label("Referred (Occupational Health, TRiM or other support)").check()
-    page.get_by_role("button", name="Record outcome and close the alert").click()
+    _navigate(page, page.get_by_role("button", name="Record outcome and close the alert"))
     assert "Outcome recorded" in page.inner_text("main")
     team.check("queue-alert-resolved")
-    page.get_by_role("link", name="Wellbeing queue").click()
+    _navigate(page, page.get_by_role("link", name="Wellbeing queue"))
     assert _alert_link(page, "Bea Constable.*TRiM check").count() == 0
     follow_ups = page.locator("#follow-ups")
     assert follow_ups.count() == 1
@@ -72,7 +79,7 @@ def test_the_steering_group_checks_a_bad_edit_tests_backtests_and_compares(
     steering = visit("steering")
     steering.sign_in("P210", ("steering",))
     page = steering.page
-    page.get_by_role("link", name="Rules", exact=True).click()
+    _navigate(page, page.get_by_role("link", name="Rules", exact=True))
     assert steering.heading() == "Rules workbench"
     steering.check("workbench")
     assert page.get_by_text("Rule files have problems").count() == 0
@@ -87,21 +94,21 @@ def test_the_steering_group_checks_a_bad_edit_tests_backtests_and_compares(
     assert re.search(r"cluster\.yaml:\d+: ", banner.inner_text())
     assert "still running the last good ruleset" in banner.inner_text()
     steering.check("workbench-banner")
-    page.get_by_role("link", name="My record").click()
+    _navigate(page, page.get_by_role("link", name="My record"))
     assert page.get_by_role("region", name="Rule files have problems").count() == 1
     steering.check("me-banner")
     cluster.write_text(good)  # fixed again
 
-    page.get_by_role("link", name="Rules", exact=True).click()
+    _navigate(page, page.get_by_role("link", name="Rules", exact=True))
     assert page.get_by_role("region", name="Rule files have problems").count() == 0
-    page.get_by_role("button", name="Run the tests").click()
+    _navigate(page, page.get_by_role("button", name="Run the tests"))
     assert re.search(r"All \d+ tests passed", page.inner_text("#test-results"))
     steering.check("workbench-tests")
 
     today = live.force.now.date()
     page.get_by_label("From", exact=True).fill(today.replace(day=1).isoformat())
     page.get_by_label("To", exact=True).fill(today.isoformat())
-    page.get_by_role("button", name="Run the backtest").click()
+    _navigate(page, page.get_by_role("button", name="Run the backtest"))
     results = page.locator("#backtest-results")
     assert results.locator("svg.tt-chart__svg rect").count() >= 1
     assert (
@@ -115,14 +122,14 @@ def test_the_steering_group_checks_a_bad_edit_tests_backtests_and_compares(
     changed.write_text(good.replace("30d >= 3", "30d >= 4"))
     page.get_by_label("Changed rules folder").fill(str(candidate))
     page.get_by_label("Backtest from").fill(today.replace(day=1).isoformat())
-    page.get_by_role("button", name="Compare with the live rules").click()
+    _navigate(page, page.get_by_role("button", name="Compare with the live rules"))
     comparison = page.locator("#comparison")
     assert "Changed" in comparison.inner_text() and "30d >= 4" in comparison.inner_text()
     change = comparison.get_by_role("table", name=re.compile("Alerts in the backtest"))
     assert "cluster-30d" in change.inner_text()
     steering.check("workbench-comparison")
 
-    page.get_by_role("link", name="Rule effectiveness from recorded outcomes").click()
+    _navigate(page, page.get_by_role("link", name="Rule effectiveness from recorded outcomes"))
     assert steering.heading() == "Rule effectiveness"
     steering.check("effectiveness")
 
@@ -131,7 +138,7 @@ def test_a_leader_sees_suppressed_cells_and_exports_the_csv(visit):  # noqa: F81
     leader = visit("leader")
     leader.sign_in("P700", ("leader",))
     page = leader.page
-    page.get_by_role("link", name="Overview").click()
+    _navigate(page, page.get_by_role("link", name="Overview"))
     assert leader.heading() == "Overview"
     leader.check("overview")
     table = page.locator("#overview-table")
@@ -151,8 +158,8 @@ def test_a_leader_sees_suppressed_cells_and_exports_the_csv(visit):  # noqa: F81
         assert row["name"] in cells
         assert (row["suppressed"] == "yes") == ("Suppressed" in cells)
 
-    page.get_by_role("link", name="By area").click()
-    page.get_by_role("link", name="Show alerts per person").click()
+    _navigate(page, page.get_by_role("link", name="By area"))
+    _navigate(page, page.get_by_role("link", name="Show alerts per person"))
     page.get_by_text("The heatmap's figures as a table").click()
     leader.check("overview-area-alerts")
 
@@ -161,27 +168,27 @@ def test_an_auditor_verifies_the_chain_finds_a_decision_and_reads_the_access_log
     auditor = visit("auditor")
     auditor.sign_in("P600", ("auditor",))
     page = auditor.page
-    page.get_by_role("link", name="Audit").click()
+    _navigate(page, page.get_by_role("link", name="Audit"))
     assert auditor.heading() == "Audit"
-    page.get_by_role("button", name="Verify the chain now").click()
+    _navigate(page, page.get_by_role("button", name="Verify the chain now"))
     assert "The chain holds" in page.inner_text("#chain-result")
     auditor.check("audit-chain")
 
-    page.get_by_role("link", name="Decision log").click()
+    _navigate(page, page.get_by_role("link", name="Decision log"))
     page.get_by_label("Person (staff id)").fill("P101")
-    page.get_by_role("button", name="Search the decision log").click()
+    _navigate(page, page.get_by_role("button", name="Search the decision log"))
     auditor.check("audit-decisions")
-    page.get_by_role("link", name=re.compile("about Bea Constable")).first.click()
+    _navigate(page, page.get_by_role("link", name=re.compile("about Bea Constable")).first)
     assert auditor.heading().startswith("Decision ")
     auditor.check("audit-decision")
     page.get_by_label("Note (optional)").fill("Quarterly sample")
-    page.get_by_role("button", name="Record an audit reason and show what it saw").click()
+    _navigate(page, page.get_by_role("button", name="Record an audit reason and show what it saw"))
     assert "You recorded an audit reason" in page.inner_text("main")
     auditor.check("audit-decision-detail")
 
-    page.get_by_role("link", name="Access log").click()
+    _navigate(page, page.get_by_role("link", name="Access log"))
     page.get_by_label("Reason").select_option("audit")
-    page.get_by_role("button", name="Search the access log").click()
+    _navigate(page, page.get_by_role("button", name="Search the access log"))
     log = page.get_by_role("table", name=re.compile("entr"))
     assert "Quarterly sample" in log.inner_text() and "Ari Auditor" in log.inner_text()
     auditor.check("audit-access-log")
@@ -198,21 +205,21 @@ def test_an_admin_retries_a_failed_notification(visit, live):  # noqa: F811
     admin = visit("admin")
     admin.sign_in("P800", ("admin",))
     page = admin.page
-    page.get_by_role("link", name="Administration").click()
+    _navigate(page, page.get_by_role("link", name="Administration"))
     assert admin.heading() == "Administration"
     admin.check("admin")
-    page.get_by_role("link", name="1 failed notification").click()
+    _navigate(page, page.get_by_role("link", name="1 failed notification"))
     assert "550 mailbox unavailable" in page.inner_text("main")
     admin.check("admin-outbox")
-    page.get_by_role("button", name=re.compile("^Retry")).click()
+    _navigate(page, page.get_by_role("button", name=re.compile("^Retry")))
     assert "will be sent again in the next delivery run" in page.inner_text("main")
     admin.check("admin-outbox-retried")
-    page.get_by_role("link", name="Waiting to be sent").click()
+    _navigate(page, page.get_by_role("link", name="Waiting to be sent"))
     waiting = page.get_by_role("table", name=re.compile(r"^\d+ messages?$"))
     assert waiting.get_by_role("button", name=re.compile("^Retry")).count() == 0
     assert waiting.get_by_text("Waiting to be sent").count() >= 1
     for name, shot in (("Quarantined rows", "admin-quarantine"), ("Held rows", "admin-held")):
-        page.get_by_role("link", name=name).click()
+        _navigate(page, page.get_by_role("link", name=name))
         admin.check(shot)
 
 
