@@ -468,8 +468,16 @@ def test_an_auditor_finds_a_decision_and_sees_its_inputs_only_with_a_reason(clie
 
 
 def test_an_auditor_verifies_the_chain_and_sees_the_first_bad_entry(client, web_force):
+    from engine.audit import write_checkpoint
+
+    with web_force.engine.begin() as conn:
+        signed = write_checkpoint(conn, b"checkpoint-key-for-tests", web_force.now)
     sign_in_persona(client, "auditor")
     page = text(client.get("/audit"))
+    checkpoints = page.split('id="checkpoints"')[1]
+    assert "The 1 newest checkpoints" in checkpoints
+    assert signed["checkpoint"]["entry_hash"][:16] in checkpoints and "Yes</strong>" in checkpoints
+    assert signed["key_id"] in checkpoints
     page = text(client.post("/audit/verify", data={"csrf_token": csrf_token(page)}))
     assert "The chain holds" in page
     with web_force.engine.begin() as conn:
