@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from engine.rules.active import last_good
-from engine.rules.backtest import BacktestReport, backtest
+from engine.rules.backtest import STEPS, BacktestReport, backtest, step_times
 from engine.rules.pack import (
     ROUTING_FILE,
     RulePack,
@@ -34,9 +34,11 @@ from models import RulesetVersion
 versions_t: sa.Table = RulesetVersion.__table__
 
 CRITERIA_FILE = "criteria.yaml"
-# What a web request replays: within a web worker's timeout on a force the size of Avon and
-# Somerset (a year of days takes most of a minute); longer runs are for `rules backtest`.
-MAX_BACKTEST_DAYS = {"day": 92, "week": 2 * 366}
+# What one web request replays: each step costs about 1.7 s on a force the size of Avon and
+# Somerset (bench/out/overview.json), and a comparison runs two backtests, so both stay
+# within a web worker's 30 s; longer periods are for `trauma-tracker rules backtest`.
+MAX_STEPS = 8
+STEP_WORDS = {"day": "days", "week": "weeks"}
 DEFINITION_KEYS = (
     "title",
     "severity",
@@ -190,15 +192,15 @@ def rule_listing(conn: sa.Connection, rules_dir: Path) -> dict[str, Any]:
 
 def check_period(start: date, end: date, step: str) -> None:
     """:raise WorkbenchError: a period that runs backwards, or longer than a request allows."""
-    if step not in MAX_BACKTEST_DAYS:
-        raise WorkbenchError(f"step: must be one of {', '.join(MAX_BACKTEST_DAYS)}")
+    if step not in STEPS:
+        raise WorkbenchError(f"step: must be one of {', '.join(STEPS)}")
     if end < start:
         raise WorkbenchError(f"to: {end.isoformat()} is before from: {start.isoformat()}")
-    if end - start > timedelta(days=MAX_BACKTEST_DAYS[step]):
-        most = MAX_BACKTEST_DAYS[step]
+    if len(step_times(start, end, step)) > MAX_STEPS:
+        last = start + (MAX_STEPS - 1) * STEPS[step]
         raise WorkbenchError(
-            f"to: at most {most} days after from when looking every {step} "
-            "(for longer, run `trauma-tracker rules backtest`)"
+            f"to: at most {MAX_STEPS} {STEP_WORDS[step]} here, so no later than "
+            f"{last.isoformat()} (for a longer backtest, run `trauma-tracker rules backtest`)"
         )
 
 

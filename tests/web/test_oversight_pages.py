@@ -341,7 +341,8 @@ def test_a_backtest_with_a_bad_period_names_the_field(client, web_force):
             "/rules/backtest", data={"csrf_token": token, "from": "2020-01-01", "to": "2026-01-01"}
         )
     )
-    assert "At most 732 days" in page and 'href="#backtest-to"' in page
+    assert "At most 8 weeks here, so no later than 2020-02-19" in page
+    assert 'href="#backtest-to"' in page
 
 
 def test_a_changed_folder_is_compared_with_the_live_rules_side_by_side(client, web_force, tmp_path):

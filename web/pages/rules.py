@@ -82,7 +82,7 @@ def _date(name: str, default: date, errors: list) -> date:
         return default
 
 
-def _period(errors: list, default_days: int = 90) -> tuple[date, date]:
+def _period(errors: list, default_days: int = 49) -> tuple[date, date]:
     end = _date("to", _today(), errors)
     start = _date("from", end - timedelta(days=default_days), errors)
     if start > end:
@@ -100,7 +100,7 @@ def _page(**extra):
         listing = workbench.rule_listing(conn, db.settings().rules_dir)
     today = _today()
     defaults = {
-        "from": (today - timedelta(days=90)).isoformat(),
+        "from": (today - (workbench.MAX_STEPS - 1) * timedelta(days=7)).isoformat(),
         "to": today.isoformat(),
         "step": "week",
         "folder": "",
@@ -171,7 +171,7 @@ def backtest():
     errors: list = []
     start, end = _period(errors)
     step = request.form.get("step", "week")
-    if step not in workbench.MAX_BACKTEST_DAYS:
+    if step not in workbench.STEPS:
         errors.append(("step", "Choose day or week"))
     if not form.validate_on_submit():
         errors.append(("run", "The form had expired: press the button again"))
@@ -199,7 +199,7 @@ def compare_folder():
     errors: list = []
     start, end = _period(errors)
     step = request.form.get("step", "week")
-    if step not in workbench.MAX_BACKTEST_DAYS:
+    if step not in workbench.STEPS:
         errors.append(("step", "Choose day or week"))
     if not form.validate_on_submit():
         errors.append(("run", "The form had expired: press the button again"))
