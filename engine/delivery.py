@@ -10,7 +10,7 @@ One `dispatch` run:
 4. turns the rest into `notifications.base.Notification`s (the recipient's address and name
    from the people version in force; absolute links from `base_url`; a recipient's new
    alerts in one digest), sends each, and records each result after its send: on a second
-   connection, while the next message goes, with at most 8 results waiting to be recorded.
+   connection, while the next message goes, with at most 16 results waiting to be recorded.
 
 A message's idempotency key is stored on its rows before it is sent, so a copy sent again
 after a crash (sent, its result not yet recorded: at most the waiting few) carries the same
@@ -204,7 +204,7 @@ class _Recorder:
     sent, while the next message is sent: the database's round trips overlap the channel's.
     At most `depth` results wait, so a crash re-sends at most that many (each with its key)."""
 
-    def __init__(self, engine, now, token, rng, depth: int = 8):
+    def __init__(self, engine, now, token, rng, depth: int = 16):
         self.report = DispatchReport()  # its own counts, added to the run's at the end
         self._conn = engine.connect()
         self._relaxed = self._conn.dialect.name == "postgresql"

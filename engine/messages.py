@@ -131,7 +131,8 @@ def plan_messages(
         report.deferred += outbox.postpone(conn, ids, token, until)
     staff = [r.recipient for r in live if not _is_address(r.recipient)]
     addresses = Addresses(conn, staff, now.astimezone(LONDON).date())
-    messages, keys = [], {}
+    messages: list[Message] = []
+    keys: list[tuple[outbox.Claimed, str]] = []
     for group in _groups(live, routing.digest is not None):
         first = group[0]
         if _is_address(first.recipient):
@@ -149,7 +150,9 @@ def plan_messages(
             continue
         items = tuple(_item(row, base_url) for row in group)
         kind = "digest" if len(group) > 1 else first.kind
-        key = first.message_key or f"tt-{kind}-{min(r.id for r in group)}"
+        key = first.message_key or (
+            outbox.own_key(first.id, kind) if len(group) == 1 else f"tt-digest-{first.id}"
+        )
         follow_up = first.payload.get("follow_up") if first.kind == "follow_up" else None
         notification = Notification(
             key=key,
@@ -160,7 +163,7 @@ def plan_messages(
             items=items,
             follow_up=follow_up,
         )
-        keys.update({row.id: key for row in group})
+        keys += [(row, key) for row in group if row.message_key != key]
         messages.append(Message(notification, group))
     outbox.set_keys(conn, keys)
     return messages

@@ -141,14 +141,8 @@ def claim(
     return sorted(claimed, key=lambda c: c.id)
 
 
-_KEY = (
-    outbox_t.update()
-    .where(outbox_t.c.id == sa.bindparam("row_id"))
-    .values(message_key=sa.bindparam("key"))
-)
-
-
 def any_due(conn: sa.Connection, now: datetime, channels: Iterable[str]) -> bool:
+    """Whether any pending row on `channels` is due at `now`."""
     query = sa.select(outbox_t.c.id).where(
         outbox_t.c.status == "pending",
         outbox_t.c.due_at <= now,
@@ -157,11 +151,33 @@ def any_due(conn: sa.Connection, now: datetime, channels: Iterable[str]) -> bool
     return conn.execute(query.limit(1)).first() is not None
 
 
-def set_keys(conn: sa.Connection, keys: dict[int, str]) -> None:
-    """Record the idempotency key of the message each row goes out in (before the send)."""
-    if keys:
-        rows = [{"row_id": row_id, "key": key} for row_id, key in keys.items()]
-        conn.execute(_KEY, rows)
+_KEY = (
+    outbox_t.update()
+    .where(outbox_t.c.id == sa.bindparam("row_id"))
+    .values(message_key=sa.bindparam("key"))
+)
+
+
+def own_key(row_id: int, kind: str) -> str:
+    """The key of a message that is one row alone (the database writes the same)."""
+    return f"tt-{kind}-{row_id}"
+
+
+def set_keys(conn: sa.Connection, keys: Iterable[tuple[Claimed, str]]) -> None:
+    """Record the idempotency key of the message each row goes out in (before the send).
+    Rows alone in their message, with their own key (most), take one statement."""
+    keys = list(keys)
+    alone = [row.id for row, key in keys if key == own_key(row.id, row.kind)]
+    if alone:
+        own = sa.literal("tt-") + outbox_t.c.kind + "-" + sa.cast(outbox_t.c.id, sa.String)
+        conn.execute(
+            outbox_t.update()
+            .where(outbox_t.c.id.in_(alone), outbox_t.c.message_key.is_(None))
+            .values(message_key=own)
+        )
+    rest = [{"row_id": row.id, "key": key} for row, key in keys if key != own_key(row.id, row.kind)]
+    if rest:
+        conn.execute(_KEY, rest)
 
 
 def _held(ids: Sequence[int], token: str):
