@@ -604,3 +604,17 @@ def test_the_demo_messages_page_reads_what_the_local_sinks_received(tmp_path, we
         assert client.get("/admin/demo-messages").status_code == 403
     finally:
         app.extensions["tt"].dispose()
+
+
+def test_a_long_queue_comes_in_pages_in_the_same_order(client, web_force, monkeypatch):
+    from web.pages import queue as queue_page
+
+    monkeypatch.setattr(queue_page, "PAGE", 2)  # the force has three open alerts
+    sign_in_persona(client, "wellbeing")
+    first = text(client.get("/queue"))
+    assert "3 alerts not yet resolved (showing 1 to 2)" in first and "Page 1 of 2" in first
+    second = text(client.get("/queue?page=2"))
+    assert "(showing 3 to 3)" in second and 'rel="prev"' in second
+    linked = re.findall(r'<tr class="govuk-table__row" id="alert-(\d+)"', first + second)
+    assert sorted(map(int, linked)) == sorted(web_force.rule_alerts.values())
+    assert "Page 2 of 2" in text(client.get("/queue?page=99"))

@@ -9,6 +9,7 @@ figure at all and says why in plain words. Opted-out people are in no figure.
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request, url_for
+from markupsafe import Markup
 
 from engine.oversight import aggregates
 from engine.oversight.disclosure import THRESHOLD
@@ -38,7 +39,8 @@ REASONS = {
 @allowed(may_see_overview)
 def overview():
     """`?by=team|department|area` (default team), `?measure=exposures|alerts` for the
-    heatmap: the table, the heatmap with its table, and links to the CSV of each."""
+    heatmap: the table, the heatmap with its table, and links to the CSV of each. The
+    figures' HTML is made once per set of figures (every leader sees the same)."""
     by = request.args.get("by", "team")
     if by not in aggregates.LEVELS:
         by = "team"
@@ -46,6 +48,12 @@ def overview():
     if measure not in MEASURES:
         measure = "exposures"
     view = aggregates.current_overview(db.engine(), db.now())
+    figures = view.once(("page", by, measure), lambda: _figures(view, by, measure))
+    return render_template("overview/overview.html", by=by, measure=measure, figures=figures)
+
+
+def _figures(view: aggregates.Overview, by: str, measure: str) -> Markup:
+    """The page's figures as HTML: the table, the heatmap and its table, the CSV links."""
     cells = view.hierarchy.cells
     rows = []
     for unit_id in view.units(by):
@@ -54,8 +62,8 @@ def overview():
         rows.append(row)
     trend = view.trend(by)
     key, measure_label = MEASURES[measure]
-    return render_template(
-        "overview/overview.html",
+    html = render_template(
+        "overview/_figures.html",
         by=by,
         level_names=LEVEL_NAMES,
         rows=rows,
@@ -75,3 +83,4 @@ def overview():
         table_csv=url_for("oversight.aggregate_csv", by=by, view="table"),
         trend_csv=url_for("oversight.aggregate_csv", by=by, view="trend"),
     )
+    return Markup(html)  # noqa: S704 (our own template's output, escaped as it was rendered)

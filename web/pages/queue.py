@@ -8,7 +8,7 @@ this week are their own list. Reads are engine.oversight.queue's; only wellbeing
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
@@ -16,10 +16,14 @@ from wtforms import SelectField
 from wtforms.validators import InputRequired
 
 from engine.oversight import aggregates, queue
+from engine.sqltime import read_datetime
 from web import db
 from web.auth import allowed, current_user, has_role
 
 bp = Blueprint("queue", __name__)
+
+PAGE = 50  # alerts a page; the rest on the next pages, in the same order
+MEMBER_REFRESH = timedelta(hours=12)
 
 may_work_queue = has_role("wellbeing")
 
@@ -89,12 +93,32 @@ def _units() -> list[tuple[str, str]]:
     return [(u.unit_id, f"{u.name} ({u.level})") for u in units]
 
 
-def _assign_form(members: list[dict], assignee: str | None, posted: bool = False) -> AssignForm:
-    form = AssignForm() if posted else AssignForm(formdata=None, assignee=assignee or "")
+def _assign_form(members: list[dict]) -> AssignForm:
+    """The posted assign form, its choices the wellbeing team (the page writes its own
+    markup for each row: the same options, worked out once)."""
+    form = AssignForm()
     form.assignee.choices = [("", "Choose a person")] + [
         (m["staff_id"], m["display_name"]) for m in members
     ]
     return form
+
+
+def _note_member(user) -> list[dict]:
+    """The wellbeing team as the queue knows it, with `user` in it: noted (a write) only when
+    new or not seen for a while, not on every look at the queue."""
+    members = queue.members(db.engine())
+    known = {m["staff_id"]: m for m in members}
+    seen = known.get(user.staff_id, {}).get("last_seen_at")
+    if seen is None or read_datetime(datetime.fromisoformat(seen)) < db.now() - MEMBER_REFRESH:
+        with db.engine().begin() as conn:
+            queue.note_member(conn, user.staff_id, user.display_name, db.now())
+        members = queue.members(db.engine())
+    return members
+
+
+def _page_number() -> int:
+    text = request.args.get("page", "1")
+    return max(1, min(int(text), 10_000)) if text.isdigit() else 1
 
 
 @bp.get("/queue")
@@ -102,18 +126,20 @@ def _assign_form(members: list[dict], assignee: str | None, posted: bool = False
 def work_queue():
     """Every unresolved alert (overdue first, then by priority, oldest first) with the
     filters; an assign form on each; this week's TRiM follow-ups below."""
-    user = current_user()
-    with db.engine().begin() as conn:
-        queue.note_member(conn, user.staff_id, user.display_name, db.now())
+    members = _note_member(current_user())
     chosen, engine_filter = _filters()
     routing = db.routing()
     alerts = queue.queue(db.engine(), routing, db.now(), engine_filter)
-    members = queue.members(db.engine())
-    forms = {a["alert_id"]: _assign_form(members, a["assignee_id"]) for a in alerts}
+    pages = max(1, -(-len(alerts) // PAGE))
+    page = min(_page_number(), pages)
+    shown = alerts[(page - 1) * PAGE : page * PAGE]
     return render_template(
         "queue/queue.html",
-        alerts=alerts,
-        forms=forms,
+        alerts=shown,
+        total=len(alerts),
+        page=page,
+        pages=pages,
+        first=(page - 1) * PAGE + 1,
         chosen=chosen,
         filtered=any(chosen.values()),
         units=_units(),
@@ -136,7 +162,7 @@ def work_queue():
 def assign(alert_id: int):
     """Assign one alert to a member of the wellbeing team, then back to the queue."""
     members = queue.members(db.engine())
-    form = _assign_form(members, None, posted=True)
+    form = _assign_form(members)
     back = url_for("queue.work_queue", **_kept_filters())
     if not form.validate_on_submit():
         errors = [e for field in form for e in field.errors]
@@ -156,5 +182,5 @@ def assign(alert_id: int):
 
 def _kept_filters() -> dict[str, str]:
     """The queue's filters as they were when the assign button was pressed."""
-    keys = ("severity", "unit", "age", "overdue", "escalated", "assignee")
+    keys = ("severity", "unit", "age", "overdue", "escalated", "assignee", "page")
     return {k: request.form[f"keep_{k}"] for k in keys if request.form.get(f"keep_{k}")}
