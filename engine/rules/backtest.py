@@ -19,7 +19,13 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from engine.rules.matching import as_utc, exposure_subject, match, snapshot_subjects
+from engine.rules.matching import (
+    as_utc,
+    exposure_subject,
+    match,
+    snapshot_subjects,
+    tested_fields,
+)
 from engine.rules.pack import RulePack
 
 LONDON = ZoneInfo("Europe/London")
@@ -95,13 +101,24 @@ def backtest(
     end: date,
     *,
     step: str = "week",
-    snapshots: SnapshotProvider = stored_snapshots,
+    snapshots: SnapshotProvider | None = None,
     exposures: ExposureProvider = stored_exposures,
 ) -> BacktestReport:
-    """Replay `pack` over `start`..`end`; see the module docstring for what is counted."""
+    """Replay `pack` over `start`..`end`; see the module docstring for what is counted.
+
+    Without a `snapshots` provider, the stored history's figures are worked out for every
+    step in one sweep (`backtest_figures`), equal to `stored_snapshots` at each step."""
     report = BacktestReport(pack.ruleset_hash, start, end, step)
     for rule in pack.rules:
         report.alerts[rule.id] += 0  # every rule appears, even with no alerts
+    if snapshots is None:
+        fields = swept_fields(pack)
+        if fields is not None and step_times(start, end, step):
+            from engine.rules.backtest_sweep import swept_backtest
+
+            swept_backtest(conn, pack, report, fields, exposures)
+            return report
+        snapshots = stored_snapshots
     last_open: dict[tuple[str, str], datetime] = {}
     has_exposure_rules = any(rule.on == "exposure" for rule in pack.rules)
     previous = None
@@ -124,17 +141,34 @@ def backtest(
             for f in result.firings
         ]
         for at, firing in sorted(timed, key=lambda item: (item[0], item[1].rule.id)):
-            key = (firing.subject.staff_id, firing.rule.id)
-            last = last_open.get(key)
-            if last is not None and at - last < firing.rule.cooldown:
-                continue
-            last_open[key] = at
-            rule_id = firing.rule.id
-            report.alerts[rule_id] += 1
-            report.by_month[rule_id][at.astimezone(LONDON).strftime("%Y-%m")] += 1
-            report.by_unit[rule_id][str(firing.subject.raw.get("unit_id") or "unknown")] += 1
+            count_firing(report, last_open, at, firing.rule, firing.subject)
         previous = moment
     return report
+
+
+def count_firing(report: BacktestReport, last_open: dict, at: datetime, rule, subject) -> None:
+    """One firing: an alert opens unless the person's last one for the rule is within its
+    cooldown."""
+    key = (subject.staff_id, rule.id)
+    last = last_open.get(key)
+    if last is not None and at - last < rule.cooldown:
+        return
+    last_open[key] = at
+    report.alerts[rule.id] += 1
+    report.by_month[rule.id][at.astimezone(LONDON).strftime("%Y-%m")] += 1
+    report.by_unit[rule.id][str(subject.raw.get("unit_id") or "unknown")] += 1
+
+
+def swept_fields(pack: RulePack) -> list[str] | None:
+    """The snapshot figures the pack's rules read (snapshot rules, and exposure rules through
+    the person's snapshot), or None when the sweep cannot work them all out."""
+    from engine.indicators import SNAPSHOT_FIELDS
+    from engine.rules.backtest_figures import supported
+
+    wanted = set(tested_fields(pack, "snapshot"))
+    wanted |= set(tested_fields(pack, "exposure")) & set(SNAPSHOT_FIELDS)
+    wanted.add("unit_id")  # the by-unit counts
+    return sorted(wanted) if supported(wanted) else None
 
 
 def compare(running: BacktestReport, candidate: BacktestReport) -> dict[str, dict[str, int]]:
