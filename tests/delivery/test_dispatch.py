@@ -241,3 +241,23 @@ def test_limit_caps_what_one_run_sends(dispatcher):
     queue(dispatcher.engine, recipient=WELLBEING, kind="escalation", at=NOON, count=5)
     assert dispatcher.run(NOON, limit=2).sent == 2
     assert dispatcher.run(NOON).sent == 3
+
+
+def test_a_digest_split_across_batches_still_reaches_a_recipient_once_per_window(dispatcher):
+    first = open_alerts(
+        dispatcher.engine, [snapshot("S1", **CLUSTER), snapshot("S4", **CLUSTER)], at=NOON
+    )
+    report = dispatcher.run(NOON, batch=1)  # one row per claim: S2's rows in separate batches
+    assert report.sent == 2 and report.deferred == 2  # one email, one card; the rest wait
+    assert dispatcher.run(NOON + timedelta(minutes=15), batch=1).sent == 2
+    assert [links(m.text) for m in dispatcher.smtp.mails] == [{first[0]}, {first[1]}]
+
+
+def test_a_run_near_the_end_of_its_lease_gives_its_rows_back_unsent(dispatcher):
+    queue(dispatcher.engine, recipient=WELLBEING, kind="escalation", at=NOON, count=3)
+    report = dispatcher.run(NOON, lease=timedelta(seconds=60))  # no time left to send in
+    assert report.sent == 0 and dispatcher.smtp.mails == []
+    assert [(r.status, r.attempts, r.claimed_by) for r in dispatcher.rows()] == [
+        ("pending", 0, None)
+    ] * 3
+    assert dispatcher.run(NOON).sent == 3

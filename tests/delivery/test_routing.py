@@ -222,3 +222,21 @@ def test_an_alert_that_would_reach_nobody_fails_loudly(dispatcher, tmp_path):
     assert len(problems) == 2  # cluster-30d and peer-high-exposure notify only the supervisor
     assert all("notifies only the supervisor" in p and "escalate.to" in p for p in problems)
     assert make_pack(list(default_pack().rules), routing()).routing.escalate_to == "wellbeing"
+
+
+def test_self_can_have_channels_of_its_own_in_routing(dispatcher, tmp_path):
+    rules = copy_rules(tmp_path / "rules")
+    cluster = rules / "interventions" / "cluster.yaml"
+    cluster.write_text(cluster.read_text().replace("notify: [supervisor]", "notify: [self]"))
+    text = (rules / "routing.yaml").read_text()
+    (rules / "routing.yaml").write_text(
+        text.replace("recipients:\n", "recipients:\n  self: {channels: [teams]}\n")
+    )
+    pack = load_pack(rules)
+    at = utc("2026-05-12T11:00:00Z")
+    open_alerts(dispatcher.engine, [snapshot("S1", tier2plus_exposures_30d=3)], at=at, pack=pack)
+    report = dispatcher.run(at, routing=pack.routing)
+    assert report.sent == 1 and dispatcher.smtp.mails == []
+    (card,) = dispatcher.webhook.cards
+    entities = card["attachments"][0]["content"]["msteams"]["entities"]
+    assert [e["mentioned"]["id"] for e in entities] == ["s1@force.example"]
