@@ -131,6 +131,11 @@ def status(conn: sa.Connection, rules_dir: Path) -> RulesetStatus:
     return RulesetStatus(str(rules_dir), pack, running, problems, read_datetime(since))
 
 
+def stored_count(conn: sa.Connection) -> int:
+    """How many rulesets are stored (a new one means a new version went live)."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(versions_t)).scalar_one())
+
+
 def live_since(conn: sa.Connection) -> dict[tuple[str, str], datetime]:
     """(rule id, version) -> when a stored ruleset holding it was first loaded."""
     found: dict[tuple[str, str], datetime] = {}

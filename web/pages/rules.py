@@ -29,7 +29,9 @@ bp = Blueprint("rules", __name__)
 
 may_use_workbench = has_role("steering")
 BANNER_ROLES = ("steering", "admin")
-_banner_cache: dict[tuple, workbench.RulesetStatus] = {}  # by the files' mtimes: no state
+# Worked out again when the files (mtimes) or stored rulesets change: caches, not state.
+_banner_cache: dict[tuple, workbench.RulesetStatus] = {}
+_listing_cache: dict[tuple, dict] = {}
 
 
 class RunForm(FlaskForm):
@@ -37,11 +39,16 @@ class RunForm(FlaskForm):
     the period and folder are read and checked by the view, which names the field."""
 
 
+def _files_key() -> tuple:
+    folder = db.settings().rules_dir
+    files = workbench.watched_files(folder)
+    return (str(folder), tuple((str(p), p.stat().st_mtime_ns) for p in files if p.exists()))
+
+
 def _status() -> workbench.RulesetStatus:
     """The folder's status, worked out again only when a rule file changes."""
     folder = db.settings().rules_dir
-    files = workbench.watched_files(folder)
-    key = (str(folder), tuple((str(p), p.stat().st_mtime_ns) for p in files if p.exists()))
+    key = _files_key()
     found = _banner_cache.get(key)
     if found is None:
         with db.engine().connect() as conn:
@@ -95,9 +102,21 @@ def _unit_names() -> dict[str, str]:
     return {u.unit_id: u.name for u in view.hierarchy.units.values()}
 
 
-def _page(**extra):
+def _listing() -> dict:
+    """The rules in force with their tests run: again only when a file or the stored
+    rulesets change (the tests take a moment, and every steering page view shows them)."""
     with db.engine().connect() as conn:
-        listing = workbench.rule_listing(conn, db.settings().rules_dir)
+        key = (_files_key(), workbench.stored_count(conn))
+        found = _listing_cache.get(key)
+        if found is None:
+            found = workbench.rule_listing(conn, db.settings().rules_dir)
+            _listing_cache.clear()
+            _listing_cache[key] = found
+    return found
+
+
+def _page(**extra):
+    listing = _listing()
     today = _today()
     defaults = {
         "from": (today - (workbench.MAX_STEPS - 1) * timedelta(days=7)).isoformat(),
