@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.rules.pack import RulePack, canonical_json, load_pack, pack_from_definitions
 from engine.yamlfile import Problem, RuleFileError
@@ -43,14 +44,21 @@ class ActiveRuleset:
 
 
 def remember(conn: sa.Connection, pack: RulePack, now: datetime) -> None:
-    """Store `pack` (once per content) and mark it as the newest one in use."""
+    """Store `pack` (once per content) and mark it as the newest one in use.
+
+    Two evaluations may load the same new pack at once (the scheduler's and a person's
+    opt-in, or two service instances): the insert gives way to the other's row, which is
+    then marked instead.
+    """
     key = (versions_t.c.ruleset_hash == pack.ruleset_hash) & (
         versions_t.c.routing_hash == pack.routing.hash
     )
     if conn.execute(versions_t.update().where(key).values(last_active_at=now)).rowcount:
         return
-    conn.execute(
-        versions_t.insert().values(
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    inserted = conn.execute(
+        dialect.insert(versions_t)
+        .values(
             ruleset_hash=pack.ruleset_hash,
             routing_hash=pack.routing.hash,
             rules=canonical_json(pack.definitions()),
@@ -59,7 +67,10 @@ def remember(conn: sa.Connection, pack: RulePack, now: datetime) -> None:
             first_loaded_at=now,
             last_active_at=now,
         )
-    )
+        .on_conflict_do_nothing()
+    ).rowcount
+    if not inserted:
+        conn.execute(versions_t.update().where(key).values(last_active_at=now))
 
 
 def last_good(conn: sa.Connection) -> RulePack | None:
