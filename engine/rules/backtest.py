@@ -1,11 +1,13 @@
 """`rules backtest`: what a ruleset would have opened over stored history, writing nothing.
 
-Every step (a day or a week) the rules see each person's snapshot as it was then (computed
-with `--as-of` semantics by a snapshot provider: by default `engine.indicators.compute`) and
-every exposure of the step, as if scored when it happened. An alert "opens" on a firing unless
-the same person and rule opened one within the rule's cooldown: the backtest assumes each
-alert is dealt with within its cooldown, so the counts are the most the steering group should
-expect. Counts are per rule, per month and per unit; nothing is written to the database.
+Every step (a day or a week) the rules see each person's snapshot as it was then (with
+`--as-of` semantics: by default every step's figures come from one sweep over the stored
+history, `backtest_figures`, equal to `engine.indicators.compute` at that step; a snapshot
+provider can be given instead) and every exposure of the step, as if scored when it happened.
+An alert "opens" on a firing unless the same person and rule opened one within the rule's
+cooldown: the backtest assumes each alert is dealt with within its cooldown, so the counts are
+the most the steering group should expect. Counts are per rule, per month and per unit;
+nothing is written to the database.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from engine.rules.pack import load_pack
 from engine.sources import ingest_files
 from engine.synthetic import generate_force
 from models.db import make_engine, migrate
+from tests.engine.rulekit import copy_rules
 from trauma_tracker.settings import SHIPPED_RULES
 
 END = date(2025, 6, 30)
@@ -100,3 +101,31 @@ def test_weekly_steps_agree_and_unsupported_figures_are_refused(force):
     assert swept.to_json() == afresh.to_json() and swept.firings == afresh.firings
     with pytest.raises(ValueError, match="deployments_30d"):
         DailyFigures(None, step_times(start, end, "week"), ["deployments_30d"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "swept"),
+    [
+        ("    - deployments_30d >= 1\n", False),  # a figure the sweep does not work out
+        ("    - role_group != 'nobody'\n    - staff_type in ['officer', 'staff']\n", True),  # text
+    ],
+)
+def test_changed_packs_give_the_same_alerts_swept_or_step_by_step(force, tmp_path, extra, swept):
+    rules = copy_rules(tmp_path / "rules")
+    cluster = rules / "interventions" / "cluster.yaml"
+    text = cluster.read_text()
+    assert "    - tier2plus_exposures_30d >= 3\n" in text
+    cluster.write_text(
+        text.replace(
+            "    - tier2plus_exposures_30d >= 3\n", f"    - tier2plus_exposures_30d >= 2\n{extra}"
+        )
+    )
+    pack = load_pack(rules)
+    assert (swept_fields(pack) is not None) is swept
+    start, end = END - timedelta(days=29), END
+    with force.connect() as conn:
+        report = backtest(conn, pack, start, end, step="day")
+        afresh = backtest(conn, pack, start, end, step="day", snapshots=stored_snapshots)
+    assert report.to_json() == afresh.to_json() and report.steps == 30
+    assert afresh.firings == report.firings
+    assert afresh.alerts["cluster-30d"] > 0  # the changed rule opens alerts
