@@ -48,7 +48,7 @@ from notifications.base import ChannelNotConfigured, Notification, Transport, Tr
 log = logging.getLogger(__name__)
 
 BATCH = 100
-GATHER = 0.005  # seconds the recorder waits for more results before it records
+GATHER = 0.01  # seconds the recorder waits for more results before it records
 # Stop claiming and give rows back this long before the lease would run out.
 LEASE_MARGIN = timedelta(seconds=60)
 outbox_t: sa.Table = OutboxMessage.__table__
