@@ -18,6 +18,7 @@ The force (staff ids):
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -253,3 +254,45 @@ def bearer_for(client, persona: str) -> dict[str, str]:
     response = client.post("/dev/token", json={"staff_id": staff_id, "roles": list(roles)})
     assert response.status_code == 200, response.get_json()
     return {"Authorization": f"Bearer {response.get_json()['access_token']}"}
+
+
+# --- the browser -------------------------------------------------------------------------------
+# One chromium for the whole session, shared by every browser test module: Playwright's sync
+# API can't run twice at once in one thread, so a second module's own browser would fail.
+
+CHROMIUM = Path(os.environ.get("TT_CHROMIUM", "/usr/bin/chromium"))
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _must_run() -> bool:
+    return os.environ.get("CI") == "true" or os.environ.get("TT_TEST_POSTGRES") == "require"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        message = f"chromium not found at {CHROMIUM}: apt-get install chromium (or set TT_CHROMIUM)"
+        if _must_run():
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def axe():
+    from axe_playwright_python.sync_playwright import Axe
+
+    return Axe()

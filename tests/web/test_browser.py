@@ -19,45 +19,9 @@ import pytest
 from tests.forcedata import write_rules
 from tests.web.conftest import build_web_force
 
-CHROMIUM = Path(os.environ.get("TT_CHROMIUM", "/usr/bin/chromium"))
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENS = Path(os.environ.get("TT_SCREENSHOTS", "/tmp/tt-screens"))
 
 pytestmark = pytest.mark.slow
-
-
-def _must_run() -> bool:
-    return os.environ.get("CI") == "true" or os.environ.get("TT_TEST_POSTGRES") == "require"
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not CHROMIUM.exists():
-        message = f"chromium not found at {CHROMIUM}: apt-get install chromium (or set TT_CHROMIUM)"
-        if _must_run():
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="session")
-def axe():
-    from axe_playwright_python.sync_playwright import Axe
-
-    return Axe()
 
 
 class LiveServer:
