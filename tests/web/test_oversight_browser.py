@@ -14,11 +14,14 @@ import csv
 import io
 import re
 import shutil
+import smtplib
+from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from tests.web.test_browser import axe, browser, live, visit  # noqa: F401 (fixtures)
+from tests.web.test_browser import live, visit  # noqa: F401 (fixtures; chromium and axe: conftest)
 
 pytestmark = pytest.mark.slow
 
@@ -106,6 +109,12 @@ def test_the_steering_group_checks_a_bad_edit_tests_backtests_and_compares(
     steering.check("workbench-tests")
 
     today = live.force.now.date()
+    page.get_by_label("From", exact=True).fill("1 June")
+    _navigate(page, page.get_by_role("button", name="Run the backtest"))
+    summary = page.locator(".govuk-error-summary")
+    assert "Enter the date as year-month-day" in summary.inner_text()
+    assert page.title().startswith("Error:")
+    steering.check("workbench-backtest-error")
     page.get_by_label("From", exact=True).fill(today.replace(day=1).isoformat())
     page.get_by_label("To", exact=True).fill(today.isoformat())
     _navigate(page, page.get_by_role("button", name="Run the backtest"))
@@ -164,7 +173,12 @@ def test_a_leader_sees_suppressed_cells_and_exports_the_csv(visit):  # noqa: F81
     leader.check("overview-area-alerts")
 
 
-def test_an_auditor_verifies_the_chain_finds_a_decision_and_reads_the_access_log(visit):  # noqa: F811
+def test_an_auditor_verifies_the_chain_finds_a_decision_and_reads_the_access_log(
+    visit,  # noqa: F811
+    live,  # noqa: F811
+):
+    with live.force.engine.connect() as conn:
+        rule = conn.execute(sa.text("SELECT rule_id FROM decisions WHERE seq = 2")).scalar_one()
     auditor = visit("auditor")
     auditor.sign_in("P600", ("auditor",))
     page = auditor.page
@@ -173,6 +187,15 @@ def test_an_auditor_verifies_the_chain_finds_a_decision_and_reads_the_access_log
     _navigate(page, page.get_by_role("button", name="Verify the chain now"))
     assert "The chain holds" in page.inner_text("#chain-result")
     auditor.check("audit-chain")
+
+    with live.force.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE decisions SET rule_id = 'edited' WHERE seq = 2"))
+    _navigate(page, page.get_by_role("button", name="Verify the chain now"))
+    assert "The chain is broken" in page.inner_text("#chain-result")
+    assert "(sequence 2)" in page.inner_text("#chain-result")
+    auditor.check("audit-chain-broken")
+    with live.force.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE decisions SET rule_id = :r WHERE seq = 2"), {"r": rule})
 
     _navigate(page, page.get_by_role("link", name="Decision log"))
     page.get_by_label("Person (staff id)").fill("P101")
@@ -202,6 +225,21 @@ def test_an_admin_retries_a_failed_notification(visit, live):  # noqa: F811
                 "WHERE id = (SELECT MIN(id) FROM outbox)"
             )
         )
+    from trauma_tracker.sinks import MailSink
+
+    # The demo's layout beside the database: a READY marker and what its sinks received.
+    folder = Path(live.force.url.removeprefix("sqlite:///")).parent
+    (folder / "READY").write_text("prepared\n")
+    mail = MailSink(folder / "mail").start()
+    try:
+        message = EmailMessage()
+        message["From"], message["To"] = "tt@demo.example", "sam.sergeant@force.example"
+        message["Subject"] = "A welfare conversation for Alex Officer"
+        message.set_content("Alex Officer may benefit from a welfare conversation.")
+        with smtplib.SMTP(mail.host, mail.port) as smtp:
+            smtp.send_message(message)
+    finally:
+        mail.stop()
     admin = visit("admin")
     admin.sign_in("P800", ("admin",))
     page = admin.page
@@ -218,9 +256,15 @@ def test_an_admin_retries_a_failed_notification(visit, live):  # noqa: F811
     waiting = page.get_by_role("table", name=re.compile(r"^\d+ messages?$"))
     assert waiting.get_by_role("button", name=re.compile("^Retry")).count() == 0
     assert waiting.get_by_text("Waiting to be sent").count() >= 1
-    for name, shot in (("Quarantined rows", "admin-quarantine"), ("Held rows", "admin-held")):
+    pages = (
+        ("Quarantined rows", "admin-quarantine"),
+        ("Held rows", "admin-held"),
+        ("Demo messages", "admin-demo-messages"),
+    )
+    for name, shot in pages:
         _navigate(page, page.get_by_role("link", name=name))
         admin.check(shot)
+    assert "A welfare conversation for Alex Officer" in page.inner_text("main")
 
 
 def test_the_oversight_pages_reflow_to_a_narrow_screen(visit):  # noqa: F811
