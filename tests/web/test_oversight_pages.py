@@ -341,7 +341,7 @@ def test_a_backtest_with_a_bad_period_names_the_field(client, web_force):
             "/rules/backtest", data={"csrf_token": token, "from": "2020-01-01", "to": "2026-01-01"}
         )
     )
-    assert "At most 8 weeks here, so no later than 2020-02-19" in page
+    assert "At most 20 weeks here, so no later than 2020-05-13" in page
     assert 'href="#backtest-to"' in page
 
 

@@ -119,7 +119,7 @@ def _page(**extra):
     listing = _listing()
     today = _today()
     defaults = {
-        "from": (today - (workbench.MAX_STEPS - 1) * timedelta(days=7)).isoformat(),
+        "from": (today - timedelta(days=49)).isoformat(),
         "to": today.isoformat(),
         "step": "week",
         "folder": "",
