@@ -288,6 +288,7 @@ def evaluate(obj: Context, as_of: datetime | None, full: bool, as_json: bool) ->
     the last good ruleset runs instead; with none ever stored, nothing is done (exit 2). An
     earlier moment than the newest evaluation (--as-of in the past) runs no rules.
     """
+    from engine.alerts import NoRecipient
     from engine.evaluation import NoValidRuleset
     from engine.evaluation import evaluate as run_evaluation
 
@@ -309,6 +310,8 @@ def evaluate(obj: Context, as_of: datetime | None, full: bool, as_json: bool) ->
             f"no valid ruleset in {obj.settings.rules_dir} and none stored from an earlier run: "
             "fix the rule files above (`trauma-tracker rules validate`); nothing was evaluated"
         )
+    except NoRecipient as error:
+        fail(f"{error}; nothing was evaluated (the run was rolled back)", 1)
     for problem in report.rule_problems:
         click.echo(f"warning: {problem}", err=True)
     if report.ruleset_fallback:
