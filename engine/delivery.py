@@ -26,6 +26,7 @@ import json
 import logging
 import queue
 import random
+import re
 import threading
 import time
 import uuid
@@ -147,6 +148,16 @@ def _record_all(
             _record(conn, message, error, now, token, report, rng, healthy)
 
 
+def _loggable(text: str, message: Message) -> str:
+    """`text` for the service's log: without the recipient's address, which names them
+    (jane.smith@...) and which mail servers quote in their refusals. The outbox row keeps the
+    whole text for the administrator."""
+    address = message.notification.address
+    if not address:
+        return text
+    return re.sub(re.escape(address), "[recipient]", text, flags=re.IGNORECASE)
+
+
 def _record(
     conn: sa.Connection,
     message: Message,
@@ -182,18 +193,18 @@ def _record(
         outbox.record_health(conn, channel, now, ok=False, error=error.message)
         healthy.discard(channel)
         report.failed += len(ids)
-        log.error("outbox %s failed for good: %s", ids, text)
+        log.error("outbox %s failed for good: %s", ids, _loggable(text, message))
         return
     status = outbox.retry_later(
         conn, message.rows, token, now, text, retry_after=error.retry_after, rng=rng
     )
     if status == "failed":
         report.failed += len(ids)
-        log.error("outbox %s failed after its last attempt: %s", ids, text)
+        log.error("outbox %s failed after its last attempt: %s", ids, _loggable(text, message))
     else:
         report.deferred += len(ids)
         report.retrying += len(ids)
-        log.warning("outbox %s will be tried again: %s", ids, text)
+        log.warning("outbox %s will be tried again: %s", ids, _loggable(text, message))
 
 
 # --- the run ---------------------------------------------------------------------------------
