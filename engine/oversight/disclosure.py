@@ -190,15 +190,42 @@ def recoverable(cells: Mapping[str, Cell], children: Mapping[str, list[str]]) ->
     """The suppressed cells that the published figures give away (bridges), in the order
     they are fixed: finest level first, then smallest."""
     internal = {key for key, below in children.items() if below}
-    edges = {key: _endpoints(cell, internal) for key, cell in cells.items() if cell.suppressed}
+    graph = _Graph(cells, internal)
     found = []
-    for key, (a, b) in edges.items():
+    for key, (a, b) in graph.every.items():
         if a == b:
             continue  # a loop: on a cycle of its own
-        components = _components_without(edges, key)
+        components = _components_without(graph.partners(key), key)
         if components.find(a) != components.find(b):
             found.append(key)
     return sorted(found, key=lambda k: (-cells[k].rank, cells[k].people, k))
+
+
+class _Graph:
+    """The suppressed cells' edges, and which of them can keep a given cell hidden.
+
+    A unit with nobody in it today is suppressed too (0 < 5), but anyone may know it is empty
+    (disbanded, not yet staffed), and then its figures are all 0: it keeps nobody else hidden,
+    and a small unit beside it needs a partner with people in it. Only where no such partner
+    could ever be found (hiding every published cell would not do) do empty units count, as
+    before: the figures then follow from what the worst case assumes known anyway.
+    """
+
+    def __init__(self, cells: Mapping[str, Cell], internal: set[str]) -> None:
+        self.cells = cells
+        self.every = {k: _endpoints(c, internal) for k, c in cells.items() if c.suppressed}
+        self.peopled = {k: e for k, e in self.every.items() if cells[k].people > 0}
+        self.published = {k: _endpoints(c, internal) for k, c in cells.items() if not c.suppressed}
+
+    def partners(self, key: str) -> dict[str, tuple[str, str]]:
+        if self.cells[key].people == 0:
+            return self.every
+        a, b = self.every[key]
+        components = _components_without(self.peopled, key)
+        if components.find(a) == components.find(b):
+            return self.peopled  # hidden without counting on an empty unit
+        components = _components_without(self.peopled | self.published, key)
+        return self.peopled if components.find(a) == components.find(b) else self.every
 
 
 def suppress(hierarchy: Hierarchy, threshold: int = THRESHOLD) -> None:
@@ -224,7 +251,7 @@ def _complement(cells: Mapping[str, Cell], internal: set[str], bridge: str) -> C
     """The published cell to suppress next so that `bridge` stops being one: one whose edge
     joins the two sides `bridge` separates, else one touching its own side, so that a later
     round can close the cycle; siblings and smaller cells first, the force total last."""
-    edges = {k: _endpoints(c, internal) for k, c in cells.items() if c.suppressed}
+    edges = _Graph(cells, internal).partners(bridge)
     components = _components_without(edges, bridge)
     a, b = edges[bridge]
     side_a, side_b = components.find(a), components.find(b)

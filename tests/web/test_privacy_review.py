@@ -1,0 +1,66 @@
+"""Privacy review: what the leaders' overview, the API and the pages give away.
+
+Disclosure control. A unit with nobody in it today is suppressed (0 < 5), but it protects
+nobody: a leader knows a team that was disbanded or not yet staffed is empty, and every figure
+of an empty unit is 0. So a small team whose only suppressed partner is an empty unit can be
+recovered by subtraction; the attacker of tests/oversight/test_disclosure.py, told which units
+are empty, must still recover nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+from fractions import Fraction
+
+from hypothesis import HealthCheck, given, settings
+
+from tests.oversight.test_disclosure import (
+    FORCE_UNITS,
+    attacker_knowledge,
+    build,
+    forces,
+    in_span,
+)
+
+
+def recovered_knowing_empty_units(hierarchy, heads) -> list[str]:
+    """Suppressed cells with people that the published figures give away, to an attacker who
+    also knows which units have nobody in them."""
+    members, known = attacker_knowledge(hierarchy, heads)
+    known += [{unit_id} for unit_id, count in heads.items() if count == 0]
+    rows = [{u: Fraction(1) for u in group} for group in known if group]
+    return [
+        key
+        for key, cell in hierarchy.cells.items()
+        if cell.suppressed
+        and cell.people > 0
+        and in_span(rows, {u: Fraction(1) for u in members[key]})
+    ]
+
+
+def test_an_empty_sibling_is_no_protection_for_a_small_team():
+    # T1 (3 people) and T2 (nobody) are both under 5; D1 and T3 are published. T1 is then
+    # D1 - T3 - T2 = D1 - T3: every figure of it, for anyone who knows T2 is empty.
+    heads = {"T1": 3, "T2": 0, "T3": 12, "T4": 20, "T5": 30, "T6": 25}
+    hierarchy = build(FORCE_UNITS, heads)
+    assert hierarchy.cells["T1"].suppressed and hierarchy.cells["T2"].suppressed
+    assert recovered_knowing_empty_units(hierarchy, heads) == []
+    assert hierarchy.cells["T3"].suppressed  # the only real partner T1 has
+
+
+def given_away_by_the_tree(hierarchy, heads) -> set[str]:
+    """Cells recovered even with every cell hidden: the remainders the worst case assumes
+    known, beside units known to be empty, give them away whatever is published."""
+    everything_hidden = copy.deepcopy(hierarchy)
+    for cell in everything_hidden.cells.values():
+        cell.suppressed = True
+    return set(recovered_knowing_empty_units(everything_hidden, heads))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(forces())
+def test_no_cell_can_be_recovered_by_someone_who_knows_the_empty_units(force):
+    units, heads = force
+    hierarchy = build(units, heads)
+    recovered = set(recovered_knowing_empty_units(hierarchy, heads))
+    assert recovered <= given_away_by_the_tree(hierarchy, heads)
