@@ -164,7 +164,15 @@ def match(pack: RulePack, subjects: list[Subject]) -> MatchResult:
             f"rule {rule_id} on {subject.kind} of {subject.staff_id}: engine {engine_says}, "
             f"Python {python_says} (values {subject.values})"
         )
-        log.error("engine and explanation disagree: %s", message)
+        # The log has ids only: the figures stay in the returned message, not in the log.
+        log.error(
+            "engine and explanation disagree: rule %s on %s of %s: engine %s, Python %s",
+            rule_id,
+            subject.kind,
+            subject.staff_id,
+            engine_says,
+            python_says,
+        )
         disagreements.append(message)
     firings = [
         Firing(

@@ -83,3 +83,29 @@ def dispatcher_rows_id(row_id: int):
     from tests.delivery.conftest import outbox_t
 
     return outbox_t.c.id == row_id
+
+
+# --- the rules' log ----------------------------------------------------------------------------
+
+
+def test_a_disagreement_between_engine_and_explanation_logs_no_figures(monkeypatch, caplog):
+    """A disagreement is a bug to report, with the rule and the staff id; the person's figures
+    (sickness days, points, ...) stay out of the service's log. The seam: durable_rules is made
+    to fire nothing, as no real input makes the engine and Python disagree."""
+    from engine.rules import durable
+    from engine.rules.matching import match, snapshot_subjects
+    from tests.engine.rulekit import THREE_RULES, default_pack, snapshot
+
+    pack = default_pack()
+    subjects = snapshot_subjects(pack, [snapshot("S1", **THREE_RULES)])
+    monkeypatch.setattr(durable, "run", lambda pack, facts: set())
+    with caplog.at_level(logging.INFO, logger="engine"):
+        result = match(pack, subjects)
+
+    assert result.disagreements  # still reported in full to whoever runs the evaluation
+    logged = _logged(caplog)
+    assert "engine and explanation disagree" in logged and "S1" in logged
+    assert "cluster-30d" in logged
+    for field, value in subjects[0].values.items():
+        assert f"'{field}': {value!r}" not in logged
+    assert "values" not in logged
