@@ -288,7 +288,19 @@ def _act(alert_id: int, change) -> Any:
             change(conn)
     except alert_ops.AlertError as error:
         return _error(409, str(error))
-    return _ok(_detail(alert_id))
+    detail = _detail(alert_id)
+    # The answer shows why it fired (the person's figures): a view they see logged, as GET.
+    with db.engine().begin() as conn:
+        record_view(
+            conn,
+            current_user().staff_id,
+            detail["staff_id"],
+            "alert_review",
+            None,
+            db.now(),
+            what="alert",
+        )
+    return _ok(detail)
 
 
 @bp.post("/alerts/<int:alert_id>/ack")

@@ -64,3 +64,44 @@ def test_no_cell_can_be_recovered_by_someone_who_knows_the_empty_units(force):
     hierarchy = build(units, heads)
     recovered = set(recovered_knowing_empty_units(hierarchy, heads))
     assert recovered <= given_away_by_the_tree(hierarchy, heads)
+
+
+# --- the access log ----------------------------------------------------------------------------
+
+
+def test_acting_on_an_alert_through_the_api_is_in_the_persons_access_log(client, web_force):
+    """Acknowledge and resolve answer with the alert's explanation (the person's figures), a
+    view of their data like GET /alerts/{id}: the person sees it in their access log."""
+    from tests.web.api_fixtures import Caller
+
+    api = Caller(client)
+    alert_id = web_force.alerts["P100"]
+    assert api.get("officer", "/api/v1/me/access-log").json == []
+
+    acked = api.post("supervisor", f"/api/v1/alerts/{alert_id}/ack", json={})
+    assert acked.status_code == 200
+    assert any(c["actual"] is not None for c in acked.json["explanation"])
+
+    log = api.get("officer", "/api/v1/me/access-log").json
+    assert [(e["viewer_id"], e["reason"]) for e in log] == [("P200", "alert_review")]
+
+    resolved = api.post(
+        "wellbeing", f"/api/v1/alerts/{alert_id}/resolve", json={"outcome": "support_offered"}
+    )
+    assert resolved.status_code == 200
+    log = api.get("officer", "/api/v1/me/access-log").json
+    assert [(e["viewer_id"], e["reason"]) for e in log] == [
+        ("P500", "alert_review"),
+        ("P200", "alert_review"),
+    ]
+
+
+def test_a_refused_action_on_an_alert_is_not_logged_as_a_view(client, web_force):
+    from tests.web.api_fixtures import Caller
+
+    api = Caller(client)
+    alert_id = web_force.alerts["P100"]
+    assert (
+        api.post("other_supervisor", f"/api/v1/alerts/{alert_id}/ack", json={}).status_code == 403
+    )
+    assert api.get("officer", "/api/v1/me/access-log").json == []
