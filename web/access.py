@@ -98,6 +98,19 @@ def may_view_person(user, staff_id: str, **_: Any) -> bool:
     return any(user.has(role) for role in VIEWER_ROLES) or supervises(user, staff_id)
 
 
+def only_auditing(user, staff_id: str) -> bool:
+    """Whether the user may open `staff_id`'s record only as an auditor (not the person,
+    not wellbeing, not their supervisor in force). Then the reason must be `audit`: auditors
+    see the exposure detail behind decisions only for audit (issue 12), and the person must
+    never read a reason that isn't true."""
+    return (
+        user.staff_id != staff_id
+        and user.has("auditor")
+        and not user.has("wellbeing")
+        and not supervises(user, staff_id)
+    )
+
+
 def needs_reason(user, staff_id: str) -> bool:
     """Viewing this record writes an access-log entry, so a reason must be given first."""
     return user.staff_id != staff_id

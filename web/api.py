@@ -217,6 +217,8 @@ def person_exposure_view(staff_id: str):
     """
     query = request.context.query
     user = current_user()
+    if access.only_auditing(user, staff_id) and query.reason != "audit":
+        return _error(400, "reason: an auditor opens a person's record only for audit")
     try:
         exposure = _exposure(staff_id)
     except UnknownPerson:

@@ -105,3 +105,44 @@ def test_a_refused_action_on_an_alert_is_not_logged_as_a_view(client, web_force)
         api.post("other_supervisor", f"/api/v1/alerts/{alert_id}/ack", json={}).status_code == 403
     )
     assert api.get("officer", "/api/v1/me/access-log").json == []
+
+
+# --- an auditor's reason -----------------------------------------------------------------------
+# Issue 12: auditors see decisions, but the exposure detail behind them only when they record
+# an `audit` reason. An auditor who is nobody else to the person (not their supervisor, not
+# wellbeing) can't open the record as a "welfare conversation": the person would read a reason
+# that is not true.
+
+
+def test_an_auditor_opens_a_record_through_the_api_only_for_audit(client, web_force):
+    from tests.web.api_fixtures import Caller
+    from tests.web.test_pages import access_log
+
+    api = Caller(client)
+    refused = api.get("auditor", "/api/v1/people/P100/exposure?reason=welfare_conversation")
+    assert refused.status_code == 400 and refused.json["error"].startswith("reason:")
+    other = api.get("auditor", "/api/v1/people/P100/exposure?reason=other&note=just+looking")
+    assert other.status_code == 400
+    assert access_log(web_force, "P100") == []
+
+    assert api.get("auditor", "/api/v1/people/P100/exposure?reason=audit").status_code == 200
+    assert access_log(web_force, "P100") == [("P600", "audit", None, "person")]
+    # Wellbeing and the supervisor keep every reason.
+    url = "/api/v1/people/P100/exposure?reason=welfare_conversation"
+    assert api.get("wellbeing", url).status_code == 200
+    assert api.get("supervisor", url).status_code == 200
+
+
+def test_an_auditor_opens_a_record_page_only_for_audit(client, sign_in_as, web_force):
+    from tests.web.test_pages import access_log, post_form, text_of
+
+    sign_in_as(client, "auditor")
+    refused = post_form(client, "/people/P100", {"reason": "welfare_conversation"})
+    assert refused.status_code == 200
+    assert "As an auditor, choose Audit" in text_of(refused)
+    assert "Why are you looking at this record?" in text_of(refused)
+    assert access_log(web_force, "P100") == []
+
+    shown = post_form(client, "/people/P100", {"reason": "audit"})
+    assert shown.status_code == 200 and "points" in text_of(shown)
+    assert access_log(web_force, "P100") == [("P600", "audit", None, "person")]

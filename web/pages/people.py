@@ -34,6 +34,7 @@ def person(staff_id: str):
     :raise 404: nobody has this staff id (only after the permission check has passed).
     """
     from engine.access_log import AccessReasonError, record_view
+    from web import access
 
     user = current_user()
     if user.staff_id == staff_id:
@@ -43,6 +44,9 @@ def person(staff_id: str):
         abort(404)
     form = ReasonForm()
     if not form.validate_on_submit():
+        return render_template("people/reason.html", form=form, staff_id=staff_id, name=name)
+    if access.only_auditing(user, staff_id) and form.reason.data != "audit":
+        form.reason.errors.append("As an auditor, choose Audit: you look at a record only for it")
         return render_template("people/reason.html", form=form, staff_id=staff_id, name=name)
     try:
         with db.engine().begin() as conn:
