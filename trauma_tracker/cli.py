@@ -43,7 +43,18 @@ class Context:
             self._engine = None
 
     def current_engine(self) -> sa.Engine:
-        """The engine, after checking the schema is current (else exit 2 with what to do)."""
+        """The engine, after checking the schema is current (else exit 2 with what to do).
+
+        A SQLite file that does not exist is not created here: a command that reads must not
+        leave an empty database behind (`init` creates one)."""
+        url = sa.engine.make_url(self.settings.database_url)
+        on_disk = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+        if on_disk and not Path(url.database).exists():
+            fail(
+                f"no database at {url.database}: run `trauma-tracker init` to create one, "
+                "or point --db (or TT_DATABASE_URL) at an existing one, e.g. the demo's "
+                "sqlite:///demo-data/tracker.sqlite"
+            )
         try:
             require_current(self.engine)
         except SchemaNotCurrent as error:
@@ -57,6 +68,7 @@ def fail(message: str, code: int = 2) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="trauma-tracker", prog_name="trauma-tracker")
 @click.option("--db", "database_url", help="Database URL (default: TT_DATABASE_URL or SQLite).")
 @click.option("--rules", "rules_dir", type=click.Path(path_type=Path), help="Rules folder.")
 @click.pass_context
@@ -400,14 +412,17 @@ def _print_exposure(document: dict) -> None:
         click.echo("  no exposures recorded")
         return
     click.echo("")
-    header = f"  {'when':<20} {'category':<28} {'tier':>4}  {'role':<15} {'points':>6}  ref"
+    # The category comes last, whole: labels such as "Child sexual abuse, including category
+    # A/B images" are too long for a column and mean something else cut short.
+    refs = max(len(str(item["ref"])) for item in document["exposures"])
+    header = f"  {'when':<20} {'tier':>4}  {'role':<15} {'points':>6}  {'ref':<{refs}}  category"
     click.echo(header)
     for item in document["exposures"]:
         when = _london(datetime.fromisoformat(item["at"].replace("Z", "+00:00")))
         category = item["label"] or item["category"]
         click.echo(
-            f"  {when:<20} {category[:28]:<28} {item['tier']:>4}  {item['role']:<15} "
-            f"{item['points']:>6g}  {item['ref']}"
+            f"  {when:<20} {item['tier']:>4}  {item['role']:<15} {item['points']:>6g}  "
+            f"{item['ref']:<{refs}}  {category}"
         )
 
 

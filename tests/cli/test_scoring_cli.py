@@ -124,6 +124,42 @@ def test_exposure_table_is_readable(run):
     assert any("Death of a child" in line and "INC-1" in line for line in lines)
 
 
+def test_exposure_table_shows_whole_category_labels(database_url, tmp_path):
+    force = Force(database_url)
+    try:
+        force.add(
+            person("S1"),
+            occurrence("OCC-1", "2025-03-01T10:00:00Z", "86/2", iioc_category="A"),
+            involvement("OCC-1", "S1", "image_reviewer", "2025-03-02T09:00:00Z"),
+        )
+        rules = write_rules(tmp_path / "rules")
+        criteria = rules / "criteria.yaml"
+        long_label = "Category A or B images, reviewed in full for an investigation"
+        criteria.write_text(criteria.read_text().replace("Category A or B images", long_label))
+        run = cli_with_rules(database_url, rules)
+        run("evaluate", "--as-of", "2025-07-01T00:00:00Z")
+        result = run("exposure", "S1", "--as-of", "2025-07-01T00:00:00Z")
+    finally:
+        force.close()
+    assert result.exit_code == 0, result.output
+    assert any(line.endswith(long_label) for line in result.output.splitlines())
+
+
+def test_a_reading_command_leaves_no_empty_database_behind(tmp_path):
+    from click.testing import CliRunner
+
+    from trauma_tracker.cli import main
+
+    missing = tmp_path / "nowhere.sqlite"
+    result = CliRunner().invoke(main, ["--db", f"sqlite:///{missing}", "alerts"])
+    assert result.exit_code == 2
+    assert f"no database at {missing}" in result.output
+    assert "trauma-tracker init" in result.output
+    assert not missing.exists()
+    version = CliRunner().invoke(main, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("trauma-tracker, version ")
+
+
 def test_unknown_person_is_bad_input(run):
     result = run("exposure", "NOBODY")
     assert result.exit_code == 2
