@@ -10,14 +10,6 @@ from web.pages.nav import is_supervisor
 
 bp = Blueprint("team", __name__)
 
-# Sort keys a link may ask for: each reads one figure from engine.team's rows.
-SORTS = {
-    "name": lambda p: (p["display_name"].casefold(), p["staff_id"]),
-    "serious": lambda p: len(p["serious_7d"]),
-    "points_30d": lambda p: p["windows"]["30d"]["points"],
-    "points_365d": lambda p: p["windows"]["365d"]["points"],
-    "alerts": lambda p: p["open_alerts"],
-}
 DEFAULT_SORT = "serious"
 
 
@@ -29,9 +21,11 @@ def _supervisor(user, **_) -> bool:
 @allowed(_supervisor)
 def team():
     """The people I supervise today with their windows, tier-2-or-higher exposures of the last
-    7 days and open alerts; opted-out people only as a count. `?sort=` and `?order=` sort on
-    the server, so the table works without script."""
-    from engine.team import handover, team_view
+    7 days and open alerts; opted-out people only as a count. `?sort=` and `?order=` sort the
+    whole team on the server, so the table works without script; `?page=` shows 50 of them at
+    a time (engine.team_page: a chief constable's team is the whole force)."""
+    from engine.team import handover
+    from engine.team_page import SORTS, team_page
 
     user = current_user()
     sort = request.args.get("sort", DEFAULT_SORT)
@@ -42,13 +36,26 @@ def team():
     order = request.args.get("order", default_order)
     if order not in ("ascending", "descending"):
         order = default_order
-    view = team_view(db.engine(), user.staff_id, db.now(), criteria=db.criteria())
-    people = sorted(view["people"], key=SORTS["name"])
-    people.sort(key=SORTS[sort], reverse=order == "descending")
+    text = request.args.get("page", "1")
+    page = int(text) if text.isdigit() and len(text) < 7 else 1
+    view = team_page(
+        db.engine(),
+        user.staff_id,
+        db.now(),
+        sort=sort,
+        descending=order == "descending",
+        page=page,
+        criteria=db.criteria(),
+    )
     joined = handover(db.engine(), user.staff_id, db.now(), criteria=db.criteria())
     return render_template(
         "team/team.html",
-        people=people,
+        people=view["people"],
+        total=view["total"],
+        page=view["page"],
+        pages=view["pages"],
+        first=view["first"],
+        figures_as_of=view["figures_as_of"],
         opted_out_count=view["opted_out_count"],
         handover=joined,
         sort=sort,
