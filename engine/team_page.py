@@ -5,12 +5,13 @@ down), so the page cannot show, or work out the details of, every person. The wh
 sorted on figures that are cheap to read for thousands of people at once:
 
 - the windows' points and counts come from each person's current snapshot, which holds them
-  as of the newest evaluation (engine.snapshots): one query for the team rather than summing
-  their exposures again. `figures_as_of` says which moment that is, and the page shows it.
-  Someone with no current snapshot (joined since, or nothing evaluated yet) is counted from
-  their exposures at that same moment, so every row's figures are of one moment;
-- the serious exposures of the last 7 days and the open alerts are counted per person in one
-  grouped query each.
+  as of the newest evaluation (engine.snapshots), rather than summing their exposures again.
+  `figures_as_of` says which moment that is, and the page shows it. Someone with no current
+  snapshot (joined since, or nothing evaluated yet) is counted from their exposures at that
+  same moment, so every row's figures are of one moment;
+- the serious exposures of the last 7 days and the open alerts are counted per person;
+- all of it, with each person's version in force, in one statement over engine.team's chain
+  (no lists of thousands of ids to send).
 
 Only the page's rows (PAGE_SIZE people) get their serious exposures listed. Opted-out people
 are left out and only counted, as in engine.team.team_view.
@@ -27,16 +28,16 @@ from engine.criteria import POINTS_DECIMALS, Criteria
 from engine.personal import PERSON_WINDOWS
 from engine.sqltime import local_date, read_datetime
 from engine.team import (
-    _IDS,
+    _CHAIN,
+    _STAFF,
     SERIOUS_DAYS,
     SERIOUS_TIER,
-    _chunks,
-    _versions,
+    _in_force,
+    alerts_t,
     exposures_since,
     exposures_t,
-    open_alert_counts,
-    opted_out_among,
-    supervised_staff,
+    opt_outs_t,
+    people_t,
     windows_for,
 )
 from models import Evaluation, Snapshot
@@ -49,24 +50,64 @@ _WINDOW_COLUMNS = {
     window: (snapshots_t.c[f"trauma_points_{window}"], snapshots_t.c[f"exposures_{window}"])
     for window in PERSON_WINDOWS
 }
-_CURRENT_WINDOWS = sa.select(
-    snapshots_t.c.staff_id, *(c for pair in _WINDOW_COLUMNS.values() for c in pair)
-).where(snapshots_t.c.is_current.is_(True), snapshots_t.c.staff_id.in_(_IDS))
 # The newest finished evaluation is the one whose figures the current snapshots hold (an
 # evaluation of an earlier moment writes no current rows, and its as_of is older).
 _NEWEST_EVALUATION = sa.select(sa.func.max(evaluations_t.c.as_of)).where(
     evaluations_t.c.finished_at.is_not(None)
 )
-_SERIOUS_COUNTS = (
-    sa.select(exposures_t.c.staff_id, sa.func.count())
-    .where(
-        exposures_t.c.staff_id.in_(_IDS),
-        exposures_t.c.at <= sa.bindparam("as_of", type_=exposures_t.c.at.type),
-        exposures_t.c.at > sa.bindparam("start", type_=exposures_t.c.at.type),
-        exposures_t.c.tier >= SERIOUS_TIER,
+
+
+def _team_statement() -> sa.Select:
+    """Everyone the supervisor supervises on the day (engine.team's chain), each once, with
+    their version in force, current snapshot windows, whether they opted out, and their
+    serious exposures and open alerts counted: the whole team in one statement."""
+    chain = _CHAIN.subquery("team_chain")
+    members = sa.select(chain.c.staff_id).where(chain.c.staff_id != _STAFF).distinct().subquery("m")
+    version = people_t.alias("v")
+    e, a = exposures_t.alias("e"), alerts_t.alias("a")
+    serious = (
+        sa.select(sa.func.count())
+        .where(
+            e.c.staff_id == members.c.staff_id,
+            e.c.at <= sa.bindparam("as_of", type_=e.c.at.type),
+            e.c.at > sa.bindparam("start", type_=e.c.at.type),
+            e.c.tier >= SERIOUS_TIER,
+        )
+        .scalar_subquery()
     )
-    .group_by(exposures_t.c.staff_id)
-)
+    alerts = (
+        sa.select(sa.func.count())
+        .where(a.c.staff_id == members.c.staff_id, a.c.status != "resolved")
+        .scalar_subquery()
+    )
+    windows = [c for pair in _WINDOW_COLUMNS.values() for c in pair]
+    return (
+        sa.select(
+            members.c.staff_id,
+            version.c.display_name,
+            version.c.unit_id,
+            version.c.supervisor_id,
+            opt_outs_t.c.staff_id.label("opted_out"),
+            snapshots_t.c.staff_id.label("snapshot"),
+            serious.label("serious"),
+            alerts.label("alerts"),
+            *windows,
+        )
+        .select_from(members)
+        .join(version, version.c.staff_id == members.c.staff_id)
+        .outerjoin(opt_outs_t, opt_outs_t.c.staff_id == members.c.staff_id)
+        .outerjoin(
+            snapshots_t,
+            sa.and_(
+                snapshots_t.c.staff_id == members.c.staff_id, snapshots_t.c.is_current.is_(True)
+            ),
+        )
+        .where(_in_force(version))
+    )
+
+
+_TEAM = _team_statement()
+
 
 # Sort keys a link may ask for, each on the light rows every team member gets.
 SORTS = {
@@ -88,37 +129,15 @@ def figures_moment(conn: sa.Connection, as_of: datetime) -> datetime | None:
     return newest if newest <= as_of else None
 
 
-def current_windows(
-    conn: sa.Connection, staff_ids: list[str], moment: datetime, *, snapshots: bool = True
-) -> dict[str, dict[str, dict[str, float | int]]]:
-    """Each person's `exposure --json` windows at `moment`, read from their current snapshot
-    when `snapshots` (the caller has checked `moment` is the snapshots'), else counted from
-    their exposures (engine.team.windows_for), as are people with no current snapshot."""
-    found: dict[str, dict[str, dict[str, float | int]]] = {}
-    if snapshots:
-        for chunk in _chunks(staff_ids):
-            for staff_id, *figures in conn.execute(_CURRENT_WINDOWS, {"ids": chunk}):
-                found[staff_id] = {
-                    window: {
-                        "points": round(float(figures[2 * i]), POINTS_DECIMALS),
-                        "exposures": int(figures[2 * i + 1]),
-                    }
-                    for i, window in enumerate(PERSON_WINDOWS)
-                }
-    missing = [s for s in staff_ids if s not in found]
-    if missing:
-        found.update(windows_for(conn, missing, moment))
-    return found
-
-
-def serious_counts(conn: sa.Connection, staff_ids: list[str], as_of: datetime) -> dict[str, int]:
-    """How many tier-2-or-higher exposures each person had in the 7 days to `as_of`."""
-    counts = dict.fromkeys(staff_ids, 0)
-    params = {"as_of": as_of, "start": as_of - timedelta(days=SERIOUS_DAYS)}
-    for chunk in _chunks(staff_ids):
-        rows = conn.execute(_SERIOUS_COUNTS, {"ids": chunk, **params})
-        counts.update({staff_id: int(n) for staff_id, n in rows})
-    return counts
+def _windows_of(figures) -> dict[str, dict[str, float | int]]:
+    """A snapshot's points and counts (PERSON_WINDOWS' columns, in pairs) as windows."""
+    return {
+        window: {
+            "points": round(float(figures[2 * i] or 0), POINTS_DECIMALS),
+            "exposures": int(figures[2 * i + 1] or 0),
+        }
+        for i, window in enumerate(PERSON_WINDOWS)
+    }
 
 
 def team_page(
@@ -144,29 +163,36 @@ def team_page(
     """
     key = SORTS[sort]
     page_size = page_size or PAGE_SIZE
-    day = local_date(as_of)
+    params = {
+        "staff": supervisor_id,
+        "day": local_date(as_of),
+        "as_of": as_of,
+        "start": as_of - timedelta(days=SERIOUS_DAYS),
+    }
     with engine.connect() as conn:
-        staff = supervised_staff(conn, supervisor_id, day)
-        out = opted_out_among(conn, staff)
-        visible = [s for s in staff if s not in out]
         moment = figures_moment(conn, as_of)
-        versions = _versions(conn, visible, day)
-        windows = current_windows(conn, visible, moment or as_of, snapshots=moment is not None)
-        serious = serious_counts(conn, visible, as_of)
-        alerts = open_alert_counts(conn, visible)
-        rows = [
-            {
-                "staff_id": staff_id,
-                "display_name": versions[staff_id].display_name,
-                "unit_id": versions[staff_id].unit_id,
-                "supervisor_id": versions[staff_id].supervisor_id,
-                "direct": versions[staff_id].supervisor_id == supervisor_id,
-                "windows": windows[staff_id],
-                "serious_count": serious[staff_id],
-                "open_alerts": alerts[staff_id],
+        rows, opted_out, unsnapshotted = [], 0, []
+        for found in conn.execute(_TEAM, params):
+            if found.opted_out is not None:
+                opted_out += 1
+                continue
+            row = {
+                "staff_id": found.staff_id,
+                "display_name": found.display_name,
+                "unit_id": found.unit_id,
+                "supervisor_id": found.supervisor_id,
+                "direct": found.supervisor_id == supervisor_id,
+                "windows": _windows_of(found[8:]),
+                "serious_count": int(found.serious),
+                "open_alerts": int(found.alerts),
             }
-            for staff_id in visible
-        ]
+            if moment is None or found.snapshot is None:
+                unsnapshotted.append(row)
+            rows.append(row)
+        if unsnapshotted:
+            counted = windows_for(conn, [r["staff_id"] for r in unsnapshotted], moment or as_of)
+            for row in unsnapshotted:
+                row["windows"] = counted[row["staff_id"]]
         rows.sort(key=SORTS["name"])
         rows.sort(key=key, reverse=descending)
         pages = max(1, -(-len(rows) // page_size))
@@ -189,6 +215,6 @@ def team_page(
         "page": page,
         "pages": pages,
         "first": (page - 1) * page_size + 1,
-        "opted_out_count": len(out),
+        "opted_out_count": opted_out,
         "figures_as_of": moment or as_of,
     }
