@@ -176,9 +176,31 @@ def alerts_for_recipient(
 
     :raise ValueError: `status` not in STATUS_FILTERS.
     """
+    query = _recipient_query(sa.select(alerts_t), staff_id, status)
+    with engine.connect() as conn:
+        rows = [
+            row for row in conn.execute(query) if staff_id is None or staff_id in recipients_of(row)
+        ]
+        names = names_of(conn, {row.staff_id for row in rows})
+    return _listed(rows, names, now, escalate_after)
+
+
+def count_for_recipient(engine: sa.Engine, staff_id: str | None, status: str = "all") -> int:
+    """How many alerts alerts_for_recipient(staff_id, status) lists, reading only each
+    candidate's recipients (the Me page's "alerts waiting" count).
+
+    :raise ValueError: `status` not in STATUS_FILTERS.
+    """
+    query = _recipient_query(sa.select(alerts_t.c.recipients), staff_id, status)
+    with engine.connect() as conn:
+        return sum(
+            1 for row in conn.execute(query) if staff_id is None or staff_id in recipients_of(row)
+        )
+
+
+def _recipient_query(query: sa.Select, staff_id: str | None, status: str) -> sa.Select:
     if status not in STATUS_FILTERS:
         raise ValueError(f"status: one of {', '.join(STATUS_FILTERS)}, not {status!r}")
-    query = sa.select(alerts_t)
     if status == "unresolved":
         query = query.where(alerts_t.c.status != "resolved")
     elif status != "all":
@@ -186,11 +208,10 @@ def alerts_for_recipient(
     if staff_id is not None:
         # The recipients are JSON text: LIKE finds the candidates, recipients_of decides.
         query = query.where(alerts_t.c.recipients.like(_like_id(staff_id), escape="\\"))
-    with engine.connect() as conn:
-        rows = [
-            row for row in conn.execute(query) if staff_id is None or staff_id in recipients_of(row)
-        ]
-        names = names_of(conn, {row.staff_id for row in rows})
+    return query
+
+
+def _listed(rows, names, now, escalate_after) -> list[dict[str, Any]]:
     found = [
         {
             # the `alerts --json` fields (engine.alerts.list_alerts), then the page's

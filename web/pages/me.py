@@ -96,13 +96,14 @@ def dashboard():
 
 def _alerts_waiting(user) -> int:
     """How many unresolved alerts wait for this person (the wellbeing team: every one)."""
-    from engine.alert_view import alerts_for_recipient
+    from engine.alert_view import count_for_recipient
     from web import access
 
     if not access.may_list_alerts(user):
         return 0
     staff_id = None if access.sees_every_alert(user) else user.staff_id
-    return len(alerts_for_recipient(db.engine(), staff_id, "unresolved"))
+    # A count: reading each alert whole, and its person's name, was a quarter of the page.
+    return count_for_recipient(db.engine(), staff_id, "unresolved")
 
 
 @bp.route("/me/opt-out", methods=["GET", "POST"])
