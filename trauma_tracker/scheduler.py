@@ -94,11 +94,21 @@ def build_scheduler(jobs: Jobs, settings: Settings) -> BackgroundScheduler:
     else:
         log.warning("audit checkpoints skipped: TT_AUDIT_KEY is not set")
 
-    def wake_dispatch() -> None:
+    def wake() -> None:
         try:
             scheduler.modify_job("dispatch", next_run_time=datetime.now(LONDON))
         except Exception:  # the scheduler is shutting down: the next start dispatches
             log.info("dispatch not woken: the scheduler is stopping")
+
+    def wake_dispatch() -> None:
+        """Bring the dispatch job forward, from a job's own thread. APScheduler's shutdown
+        holds its job-store lock while it waits for running jobs, so a job that changed a job
+        itself would wait for the shutdown that waits for it: the change is made from a
+        thread of its own, which the job does not wait for."""
+        if jobs.stopping.is_set():
+            log.info("dispatch not woken: the scheduler is stopping")
+            return
+        threading.Thread(target=wake, name="wake-dispatch", daemon=True).start()
 
     jobs.wake_dispatch = wake_dispatch
     return scheduler

@@ -83,3 +83,31 @@ def test_on_sqlite_a_second_scheduler_is_refused(settings, service_db, tmp_path)
     other = SqliteLock(engine.url.database)
     assert other.acquire() is True  # released: the next one may start
     other.release()
+
+
+def test_a_job_waking_dispatch_while_the_scheduler_shuts_down_does_not_hang_it(
+    settings, service_db
+):
+    """APScheduler's shutdown holds its job-store lock while it waits for running jobs; a job
+    that woke the dispatcher then (an evaluation that opened alerts as the service stopped)
+    used to wait for that lock for ever, and the shutdown for it."""
+    _, engine = service_db
+    jobs = Jobs(settings, engine)
+    scheduler = build_scheduler(jobs, settings)
+    go, woken = threading.Event(), threading.Event()
+
+    def evaluation_opening_alerts():
+        go.wait(30)
+        jobs.wake_dispatch()
+        woken.set()
+
+    scheduler.add_job(evaluation_opening_alerts, id="waker", next_run_time=datetime.now(UTC))
+    scheduler.start()
+    shutting = threading.Thread(target=lambda: scheduler.shutdown(wait=True))
+    time.sleep(0.5)  # the waker is running
+    shutting.start()
+    time.sleep(0.5)  # the shutdown now holds its lock, waiting for the waker
+    go.set()
+    shutting.join(timeout=20)
+    assert not shutting.is_alive(), "the scheduler's shutdown hung on a job waking dispatch"
+    assert woken.is_set()
