@@ -174,7 +174,7 @@ class Settings:
                 for part in (_value(env, "TT_DROP_DIRS") or "").split(",")
                 if part.strip()
             ),
-            poll_seconds=_poll_seconds(_value(env, "TT_POLL_SECONDS")),
+            poll_seconds=_seconds(env, "TT_POLL_SECONDS", DEFAULT_POLL_SECONDS, 1, 3600),
             pull_seconds=_seconds(env, "TT_PULL_SECONDS", DEFAULT_PULL_SECONDS, 10, 86400),
             scheduler_stale_seconds=_seconds(
                 env, "TT_SCHEDULER_STALE_SECONDS", DEFAULT_SCHEDULER_STALE_SECONDS, 60, 86400
@@ -198,18 +198,6 @@ def _boolean(env: Mapping[str, str], name: str) -> bool:
     if text.lower() in _FALSE:
         return False
     raise SettingsError(f"{name}: expected 1 or 0 (true/false, yes/no, on/off), not {text!r}")
-
-
-def _poll_seconds(text: str | None) -> float:
-    if text is None:
-        return DEFAULT_POLL_SECONDS
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise SettingsError(f"TT_POLL_SECONDS: not a number of seconds: {text!r}") from None
-    if not 1 <= seconds <= 3600:
-        raise SettingsError(f"TT_POLL_SECONDS: {text}; it must be between 1 and 3600 seconds")
-    return seconds
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:

@@ -23,7 +23,7 @@ from engine import alerts as alert_ops
 from engine.access_log import record_view
 from engine.alert_view import alert_detail, alerts_for_recipient
 from engine.optout import opt_in, opt_out
-from engine.personal import UnknownPerson, is_opted_out, person_exposure
+from engine.personal import UnknownPerson, is_opted_out
 from engine.team import team_view
 from web import access, db
 from web import api_schemas as s
@@ -114,16 +114,6 @@ def _error(status: int, message: str):
     return jsonify(error=message), status
 
 
-def _exposure(staff_id: str) -> dict[str, Any]:
-    return person_exposure(
-        db.engine(),
-        staff_id,
-        db.now(),
-        history_days=db.settings().history_days,
-        criteria=db.criteria(),
-    )
-
-
 # --- me --------------------------------------------------------------------------------------
 
 
@@ -152,7 +142,7 @@ def me():
 def my_exposure():
     """My exposure: windows of points and counts, and each exposure (`exposure --json`)."""
     try:
-        return _ok(_exposure(current_user().staff_id))
+        return _ok(db.exposure(current_user().staff_id))
     except UnknownPerson:
         return _error(404, "the people records have no entry for you")
 
@@ -220,7 +210,7 @@ def person_exposure_view(staff_id: str):
     if access.only_auditing(user, staff_id) and query.reason != "audit":
         return _error(400, "reason: an auditor opens a person's record only for audit")
     try:
-        exposure = _exposure(staff_id)
+        exposure = db.exposure(staff_id)
     except UnknownPerson:
         return _error(404, "no such person")
     with db.engine().begin() as conn:

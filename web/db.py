@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from engine.criteria import Criteria, load_criteria
+from engine.personal import person_exposure
 from engine.rules.active import last_good
 from engine.rules.pack import Routing, RulePack, load_pack, rule_files
 from engine.yamlfile import RuleFileError
@@ -37,6 +38,15 @@ def now() -> datetime:
     """The current time (UTC); tests of fixed moments set app.config["TT_CLOCK"]."""
     clock = current_app.config.get("TT_CLOCK")
     return clock() if clock else datetime.now(UTC)
+
+
+def exposure(staff_id: str) -> dict[str, Any]:
+    """One person's record now, in the `exposure --json` shape, for a page or the API.
+
+    :raise engine.personal.UnknownPerson: no such staff id."""
+    return person_exposure(
+        engine(), staff_id, now(), history_days=settings().history_days, criteria=criteria()
+    )
 
 
 def _stamp(paths: list[Path]) -> tuple:

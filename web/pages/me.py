@@ -9,7 +9,6 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 
 from engine import people
 from engine.optout import UnknownPerson, opt_in, opt_out
-from engine.personal import person_exposure
 from web import db
 from web.auth import current_user, signed_in
 from web.forms import ConfirmForm, ConversationForm
@@ -44,16 +43,6 @@ SIGNPOSTS = (
 )
 
 
-def _exposure(staff_id: str) -> dict:
-    return person_exposure(
-        db.engine(),
-        staff_id,
-        db.now(),
-        history_days=db.settings().history_days,
-        criteria=db.criteria(),
-    )
-
-
 @bp.get("/")
 @signed_in
 def home():
@@ -73,7 +62,7 @@ def dashboard():
 
     user = current_user()
     try:
-        exposure = _exposure(user.staff_id)
+        exposure = db.exposure(user.staff_id)
     except UnknownPerson:
         exposure = None
     months = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, redirect, render_template, url_for
 
 from engine import people
-from engine.personal import UnknownPerson, person_exposure
+from engine.personal import UnknownPerson
 from engine.sqltime import local_date
 from web import db
 from web.auth import allowed, current_user
@@ -58,13 +58,7 @@ def person(staff_id: str):
         getattr(form, error.field).errors.append(message[:1].upper() + message[1:])
         return render_template("people/reason.html", form=form, staff_id=staff_id, name=name)
     try:
-        exposure = person_exposure(
-            db.engine(),
-            staff_id,
-            db.now(),
-            history_days=db.settings().history_days,
-            criteria=db.criteria(),
-        )
+        exposure = db.exposure(staff_id)
     except UnknownPerson:
         abort(404)
     months = None if exposure["opted_out"] else charts.by_month(exposure["exposures"], db.now())
