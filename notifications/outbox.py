@@ -285,8 +285,8 @@ def retry_later(
     return "pending"
 
 
-def release(conn: sa.Connection, ids: Sequence[int], token: str) -> int:
-    """Give claimed rows back unsent (the run is stopping): the attempt is not counted."""
+def _give_back(conn: sa.Connection, ids: Sequence[int], token: str, **values: Any) -> int:
+    """Claimed rows back to pending, unsent: the claim's attempt is not counted."""
     if not ids:
         return 0
     return conn.execute(
@@ -297,25 +297,19 @@ def release(conn: sa.Connection, ids: Sequence[int], token: str) -> int:
             lease_until=None,
             claimed_by=None,
             attempts=outbox_t.c.attempts - 1,
+            **values,
         )
     ).rowcount
+
+
+def release(conn: sa.Connection, ids: Sequence[int], token: str) -> int:
+    """Give claimed rows back unsent (the run is stopping): the attempt is not counted."""
+    return _give_back(conn, ids, token)
 
 
 def postpone(conn: sa.Connection, ids: Sequence[int], token: str, until: datetime) -> int:
     """Give claimed rows back to go at `until` (quiet hours, a digest window): not an attempt."""
-    if not ids:
-        return 0
-    return conn.execute(
-        outbox_t.update()
-        .where(*_held(ids, token))
-        .values(
-            status="pending",
-            due_at=until,
-            lease_until=None,
-            claimed_by=None,
-            attempts=outbox_t.c.attempts - 1,
-        )
-    ).rowcount
+    return _give_back(conn, ids, token, due_at=until)
 
 
 def retry(conn: sa.Connection, row_id: int, now: datetime) -> None:
