@@ -186,22 +186,13 @@ def _backtest_view(report, start: date, end: date) -> dict:
 def backtest():
     """What the running rules would have opened from `from` to `to` (stepping by day or
     week): alerts per month per rule as a chart and table, and per unit as a table."""
-    form = RunForm()
     errors: list = []
-    start, end = _period(errors)
-    step = request.form.get("step", "week")
-    if step not in workbench.STEPS:
-        errors.append(("step", "Choose day or week"))
-    if not form.validate_on_submit():
-        errors.append(("run", "The form had expired: press the button again"))
+    start, end, step = _run_request(errors)
     state = _status()
     if state.running is None:
         errors.append(("run", "No ruleset is running: fix the rule files first"))
     if not errors:
-        try:
-            workbench.check_period(start, end, step)
-        except workbench.WorkbenchError as error:
-            errors.append(("to", _sentence(error)))
+        _check_period(errors, start, end, step)
     if errors:
         return _page(errors=[(f"backtest-{k}", m) for k, m in errors], anchor="backtest")
     with db.engine().connect() as conn:
@@ -209,29 +200,41 @@ def backtest():
     return _page(backtest=_backtest_view(report, start, end), anchor="backtest-results")
 
 
-@bp.post("/rules/compare")
-@allowed(may_use_workbench)
-def compare_folder():
-    """A changed rules folder on the server beside the live rules: each rule's definition
-    side by side, the folder's problems and tests, and both backtested over the period."""
+def _run_request(errors: list) -> tuple[date, date, str]:
+    """A backtest or comparison form's period and step, and its CSRF token, each problem
+    added to `errors` as (field, message)."""
     form = RunForm()
-    errors: list = []
     start, end = _period(errors)
     step = request.form.get("step", "week")
     if step not in workbench.STEPS:
         errors.append(("step", "Choose day or week"))
     if not form.validate_on_submit():
         errors.append(("run", "The form had expired: press the button again"))
+    return start, end, step
+
+
+def _check_period(errors: list, start: date, end: date, step: str) -> None:
+    """Whether one web request may replay this period (workbench.MAX_STEPS)."""
+    try:
+        workbench.check_period(start, end, step)
+    except workbench.WorkbenchError as error:
+        errors.append(("to", _sentence(error)))
+
+
+@bp.post("/rules/compare")
+@allowed(may_use_workbench)
+def compare_folder():
+    """A changed rules folder on the server beside the live rules: each rule's definition
+    side by side, the folder's problems and tests, and both backtested over the period."""
+    errors: list = []
+    start, end, step = _run_request(errors)
     folder = None
     try:
         folder = workbench.check_candidate_folder(request.form.get("folder", ""))
     except workbench.WorkbenchError as error:
         errors.append(("folder", _sentence(error)))
     if not errors:
-        try:
-            workbench.check_period(start, end, step)
-        except workbench.WorkbenchError as error:
-            errors.append(("to", _sentence(error)))
+        _check_period(errors, start, end, step)
     if errors:
         return _page(errors=[(f"compare-{k}", m) for k, m in errors], anchor="compare")
     return _page(comparison=_comparison(folder, start, end, step), anchor="comparison")
