@@ -14,6 +14,7 @@ from datetime import date, datetime
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
+ONLY_ON = "tt_only_on"  # the `info` key naming the one dialect a schema item is built on
 BRIN = {"postgresql_using": "brin", "postgresql_with": {"autosummarize": "on"}}
 
 
@@ -31,15 +32,26 @@ def growing_indexes(table: str, *columns: str) -> tuple[Index, ...]:
     if len(columns) == 1:
         return (Index(f"ix_{table}_{columns[0]}", columns[0], **BRIN),)
     return (
-        Index(f"ix_{table}_{'_'.join(columns)}", *columns, **BRIN).ddl_if(dialect="postgresql"),
-        *(Index(f"ix_{table}_{column}", column).ddl_if(dialect="sqlite") for column in columns),
+        only_on("postgresql", Index(f"ix_{table}_{'_'.join(columns)}", *columns, **BRIN)),
+        *(only_on("sqlite", Index(f"ix_{table}_{column}", column)) for column in columns),
     )
 
 
-def built_on(index_or_constraint, dialect: str) -> bool:
-    """Whether the schema has this on `dialect` (see `growing_indexes`)."""
-    condition = getattr(index_or_constraint, "_ddl_if", None)
-    return condition is None or condition.dialect in (None, dialect)
+def only_on(dialect: str, index: Index) -> Index:
+    """`index`, built by create_all only on `dialect`, and marked so for `built_on`.
+
+    SQLAlchemy keeps a `ddl_if` condition in a private attribute, so the dialect is also
+    written where anyone may read it: the index's `info`.
+    """
+    index.info[ONLY_ON] = dialect
+    return index.ddl_if(dialect=dialect)
+
+
+def built_on(schema_item, dialect: str) -> bool:
+    """Whether the schema has this table, column, index or constraint on `dialect`: the
+    migrations' and Alembic's comparison's filter (see `growing_indexes`)."""
+    only = (getattr(schema_item, "info", None) or {}).get(ONLY_ON)
+    return only in (None, dialect)
 
 
 class Unit(SQLModel, table=True):

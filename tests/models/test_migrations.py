@@ -12,7 +12,7 @@ from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers every table)
 from engine.indicators import SNAPSHOT_FIELDS
-from models import Snapshot
+from models import Snapshot, table_of
 from models.db import _alembic_config, make_engine, migrate
 from models.feeds import built_on
 
@@ -33,6 +33,30 @@ def test_migrated_schema_matches_the_models(database_url):
     finally:
         engine.dispose()
     assert differences == []
+
+
+def test_create_all_builds_what_built_on_says(database_url):
+    """`create_all` (the models' own DDL) builds on each database exactly the schema that
+    `built_on` describes to Alembic: the PostgreSQL-only BRIN index and the SQLite-only
+    b-trees of `growing_indexes` land each on its own database, and only there."""
+    engine = make_engine(database_url)
+    try:
+        SQLModel.metadata.create_all(engine)
+        with engine.connect() as conn:
+            dialect = conn.dialect.name
+            context = MigrationContext.configure(
+                conn, opts={"include_object": lambda obj, *_: built_on(obj, dialect)}
+            )
+            assert compare_metadata(context, SQLModel.metadata) == []
+            indexes = {index["name"] for index in sa.inspect(conn).get_indexes("cc_incidents")}
+    finally:
+        engine.dispose()
+    both = "ix_cc_incidents_run_id_created_at"
+    apart = {"ix_cc_incidents_run_id", "ix_cc_incidents_created_at"}
+    if dialect == "postgresql":
+        assert both in indexes and not indexes & apart
+    else:
+        assert apart <= indexes and both not in indexes
 
 
 def test_migrations_go_down_and_up_again(database_url):
@@ -82,7 +106,7 @@ def test_postgresql_keeps_growing_columns_in_brin_indexes(postgres_schema_url):
 
 
 def test_every_snapshot_field_has_a_column():
-    columns = set(Snapshot.__table__.columns.keys())
+    columns = set(table_of(Snapshot).columns.keys())
     assert set(SNAPSHOT_FIELDS) <= columns
 
 
