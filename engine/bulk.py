@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
+from engine.rowprep import CopyStream, Payload, Rows, StagedRange
 from models.feeds import built_on
 
 
@@ -60,6 +61,18 @@ class Upserter:
             )
         else:
             self._on_conflict = f"ON CONFLICT ({', '.join(quote(k) for k in self.key)}) DO NOTHING"
+
+    def store(self, payload: Payload) -> int:
+        """Upsert a chunk's rows in whichever form they were prepared; returns how many were
+        new or changed."""
+        match payload:
+            case Rows(rows):
+                return self.upsert(rows)
+            case CopyStream(data, count):
+                return self.upsert_copy(data, count)
+            case StagedRange(table, first, last):
+                return self.upsert_staged(table, first, last)
+        raise TypeError(f"not a payload: {type(payload).__name__}")
 
     def upsert(self, rows: Sequence[tuple[Any, ...]]) -> int:
         """Insert new keys, update changed ones; returns how many rows were new or changed."""

@@ -9,8 +9,9 @@ reference: it gives the exact reject message, so both lanes reject and store the
 
 The lane declines a file (returns None) when its physical lines don't map one to one onto
 records (quoted newlines, blank lines, a lone CR), its header repeats a name or takes one
-like the lane's own columns (`__...`), or polars can't parse it (ragged rows, invalid
-UTF-8); the Python lane then reads it and reports precisely.
+like the lane's own columns (`__...`), a value is larger than the csv module takes, or
+polars can't parse it (ragged rows, invalid UTF-8); the Python lane then reads it and
+reports precisely. `engine.rowprep.batch_rows` decides when this lane is used.
 """
 
 from __future__ import annotations
@@ -26,24 +27,11 @@ import polars as pl
 from pgpq import ArrowToPostgresBinaryEncoder
 
 from engine.feeds import FEEDS, Feed, compile_validator
-from engine.rowprep import Chunk
+from engine.field_kinds import WHITESPACE
+from engine.rowprep import Chunk, CopyStream, Rows, StagedRange
+from integrations.files import FIELD_LIMIT
 
 LINE = "__line"
-# ASCII digits only: the regex crate's \d, like Python's, takes any script's digits, which
-# only the Python validator reads as it does. No leap second or year 0: Python has neither.
-ISO_UTC = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9]Z$"
-ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-PLAIN_NUMBER = r"^-?[0-9]{1,15}(\.[0-9]{1,15})?$"
-# What Python's str.strip() strips (str.isspace); polars' own whitespace lacks \x1c-\x1f.
-WHITESPACE = (
-    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
-    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-STORED_DATETIME = "%Y-%m-%d %H:%M:%S%.f"  # as engine.feeds.parse_datetime writes them
-
-
-def _read(path: Path, header: Sequence[str]) -> pl.DataFrame | None:
-    return _frame(path.read_bytes(), header)
 
 
 def _frame(data: bytes, header: Sequence[str]) -> pl.DataFrame | None:
@@ -69,6 +57,11 @@ def _frame(data: bytes, header: Sequence[str]) -> pl.DataFrame | None:
     newlines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     if newlines != frame.height + 1:  # a record spans lines: line numbers would be wrong
         return None
+    # A value the csv module would refuse: the Python lane fails the file, naming the line.
+    if len(data) > FIELD_LIMIT and frame.height:
+        longest = frame.select(pl.exclude(LINE).str.len_bytes().max()).max_horizontal().item()
+        if longest is not None and longest > FIELD_LIMIT:
+            return None
     # polars reads a blank line as a row of nulls, which the Python lane skips. Only a file
     # with such a row is searched for one: the search costs twice polars' reading.
     if frame.select(pl.all_horizontal(pl.exclude(LINE).is_null()).any()).item() and (
@@ -97,58 +90,26 @@ class FieldChecks:
 
 def _field_checks(spec: Feed, header: Sequence[str], typed: bool) -> FieldChecks:
     """Values are text as the Python validator makes them (numbers as floats), or with
-    `typed`, times and dates as polars datetimes (UTC) and dates."""
+    `typed`, times and dates as polars datetimes (UTC) and dates. Each field's kind says
+    which of its values it converts here (`engine.field_kinds.Kind.accepts`)."""
     checks = FieldChecks([], [], [], [])
     for f in spec.fields:
-        default = pl.lit(f.default, dtype=pl.String)
+        default = pl.lit(f.default, dtype=getattr(pl, f.reads.python_dtype))
         if typed:
-            default = _typed_value(default, f.kind)
+            default = f.reads.typed(default)
         if f.name not in header:
             checks.values.append(default.alias(f.name))
             checks.fine.append(pl.lit(not f.required))
             continue
         checks.texts.append(pl.col(f.name).str.strip_chars(WHITESPACE).alias(TEXT + f.name))
         text = pl.col(TEXT + f.name)
-        parsed = pl.col(PARSED + f.name)
+        parsed = f.reads.parsed(text)
+        if parsed is not None:
+            checks.parsed.append(parsed.alias(PARSED + f.name))
+            parsed = pl.col(PARSED + f.name)
         empty = text.is_null() | (text.str.len_bytes() == 0)
-        value = pl.when(empty).then(default).otherwise(text)
-        if f.kind == "enum":
-            ok = text.is_in(list(f.choices))
-        elif f.kind == "code":
-            ok = text.str.contains(f"^(?:{f.pattern.pattern})$")
-        elif f.kind == "list":
-            parts = text.str.split("|").list.eval(pl.element().str.strip_chars(WHITESPACE))
-            joined = parts.list.eval(pl.element().filter(pl.element() != "")).list.join("|")
-            value = pl.when(empty | (joined == "")).then(None).otherwise(joined)
-            ok = pl.lit(True)
-        elif f.kind == "datetime":
-            # cache=False: nearly every value is new, and the cache costs as much as parsing.
-            checks.parsed.append(
-                text.str.to_datetime(
-                    "%Y-%m-%dT%H:%M:%SZ", time_unit="us", strict=False, cache=False
-                ).alias(PARSED + f.name)
-            )
-            ok = text.str.contains(ISO_UTC) & (parsed.dt.year() >= 1)  # Python has no year 0
-            if typed:
-                stored = parsed.dt.replace_time_zone("UTC")
-            else:
-                # `2024-03-01T14:05:00Z` (as ISO_UTC matched) is `2024-03-01 14:05:00.000000`.
-                stored = text.str.replace("T", " ", literal=True).str.replace(
-                    "Z", ".000000", literal=True
-                )
-            value = pl.when(empty).then(default).otherwise(stored)
-        elif f.kind == "date":
-            checks.parsed.append(
-                text.str.to_date("%Y-%m-%d", strict=False, cache=False).alias(PARSED + f.name)
-            )
-            ok = text.str.contains(ISO_DATE) & (parsed.dt.year() >= 1)
-            if typed:
-                value = pl.when(empty).then(default).otherwise(parsed)
-        elif f.kind == "number":
-            ok = text.str.contains(PLAIN_NUMBER)
-            value = pl.when(empty).then(None).otherwise(text.cast(pl.Float64, strict=False))
-        else:
-            ok = pl.lit(True)
+        ok = f.reads.accepts(text, parsed)
+        value = pl.when(empty).then(default).otherwise(f.reads.column(text, parsed, typed))
         # An empty value is fine only where the field may be empty.
         checks.fine.append(
             pl.when(empty).then(pl.lit(not f.required)).otherwise(ok.fill_null(False))
@@ -157,38 +118,21 @@ def _field_checks(spec: Feed, header: Sequence[str], typed: bool) -> FieldChecks
     return checks
 
 
-def _typed_value(stored: pl.Expr, kind: str) -> pl.Expr:
-    """A value in the text form the Python validator stores it, as `_field_checks` types it."""
-    if kind == "datetime":
-        return stored.str.to_datetime(STORED_DATETIME, time_unit="us", time_zone="UTC")
-    if kind == "date":
-        return stored.str.to_date("%Y-%m-%d")
-    return stored
-
-
-def _stored_text(value: pl.Expr, kind: str) -> pl.Expr:
-    """A typed value back in the text form the Python validator stores it."""
-    if kind == "datetime":
-        return value.dt.strftime("%Y-%m-%d %H:%M:%S%.6f")
-    if kind == "date":
-        return value.dt.strftime("%Y-%m-%d")
-    return value
-
-
 def prepare_csv(
-    path: Path,
+    data: bytes,
     spec: Feed,
     header: Sequence[str],
     known_people: set[str] | None,
     chunk_rows: int,
     encode_run: int | None,
 ) -> Iterator[Chunk] | None:
-    """Chunks as `engine.rowprep.prepare` would make them for this file, or None to decline.
+    """Chunks as `engine.rowprep.prepare` would make them for a CSV file's bytes, or None
+    to decline.
 
     With `encode_run`, rows come in PostgreSQL's binary COPY format, with that run_id as a
     last column; otherwise as tuples.
     """
-    frame = _read(Path(path), header)
+    frame = _frame(data, header)
     if frame is None:
         return None
     return _chunks(frame, spec, header, known_people, chunk_rows, encode_run)
@@ -204,9 +148,9 @@ def _chunks(frame, spec, header, known_people, chunk_rows, encode_run) -> Iterat
     for start in range(0, stored.height, chunk_rows):
         part = stored.slice(start, chunk_rows)
         if typed:
-            yield Chunk(encoded=_binary_copy(part), count=part.height)
+            yield Chunk(payload=CopyStream(_binary_copy(part), part.height))
         else:
-            yield Chunk(rows=_tuples(part), count=part.height)
+            yield Chunk(payload=Rows(_tuples(part)))
 
 
 def _binary_copy(part: pl.DataFrame) -> bytes:
@@ -257,10 +201,10 @@ def _settle(frame, spec, header, known_people, typed=False) -> tuple[Chunk, pl.D
         # Values the Python validator made are text, and numbers floats.
         schema = {LINE: fast.schema[LINE]}
         for f in spec.fields:
-            schema[f.name] = pl.Float64 if f.kind == "number" else pl.String
+            schema[f.name] = getattr(pl, f.reads.python_dtype)
         extra = pl.DataFrame(rescued, schema=schema, orient="row")
         if typed:
-            extra = extra.with_columns(_typed_value(pl.col(f.name), f.kind) for f in spec.fields)
+            extra = extra.with_columns(f.reads.typed(pl.col(f.name)) for f in spec.fields)
         fast = pl.concat([fast, extra.cast(fast.schema)]).sort(LINE)
 
     # The latest row for a key wins; the rows it replaces count as duplicates.
@@ -272,9 +216,7 @@ def _settle(frame, spec, header, known_people, typed=False) -> tuple[Chunk, pl.D
         latest = latest.filter(known)
         if waiting.height:
             if typed:  # keys as the Python lane writes them
-                waiting = waiting.with_columns(
-                    _stored_text(pl.col(f.name), f.kind) for f in spec.fields
-                )
+                waiting = waiting.with_columns(f.reads.untyped(pl.col(f.name)) for f in spec.fields)
             raw_columns = [pl.col(c).alias(f"raw {c}") for c in header]
             joined = waiting.join(frame.select(LINE, *raw_columns), on=LINE).sort(LINE)
             for row in joined.iter_rows(named=True):
@@ -295,8 +237,8 @@ STAGE_ROWS = 20_000  # rows bound per executemany while writing a scratch file
 @dataclass
 class Staged:
     """A CSV file prepared in another process: its summary, and the rows to store written
-    to a SQLite file of their own (table `rows`, in order), which the writer attaches and
-    upserts from in one statement per chunk (`engine.bulk.Upserter.upsert_staged`)."""
+    to a SQLite file of their own (table `rows`, in order), which the writer attaches
+    (`engine.prepare_ahead.attached`) and upserts from in one statement per chunk."""
 
     source: str  # the CSV file
     content_hash: str  # of the bytes prepared, so the writer knows they are what it hashed
@@ -305,12 +247,17 @@ class Staged:
     count: int
     known_people: frozenset[str] | None  # what `summary.held` was decided against
 
-    def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
-        """The summary, then the rows by rowid range, `chunk_rows` at a time."""
+    def fits(self, content_hash: str | None, known_people: frozenset[str] | None) -> bool:
+        """Whether this was prepared from those bytes, against those people."""
+        return self.content_hash == content_hash and self.known_people == known_people
+
+    def chunks(self, table: str, chunk_rows: int) -> Iterator[Chunk]:
+        """The summary, then the rows by rowid range of `table` (this file's table, as
+        attached), `chunk_rows` at a time."""
         yield self.summary
         for first in range(1, self.count + 1, chunk_rows):
             last = min(first + chunk_rows - 1, self.count)
-            yield Chunk(staged=(first, last), count=last - first + 1)
+            yield Chunk(payload=StagedRange(table, first, last))
 
 
 def stage_csv(

@@ -50,16 +50,17 @@ from models import (
     ExposureMark,
     OutboxMessage,
     RuleRun,
+    table_of,
 )
 
 log = logging.getLogger(__name__)
 
-alerts_t: sa.Table = Alert.__table__
-events_t: sa.Table = AlertEvent.__table__
-follow_ups_t: sa.Table = AlertFollowUp.__table__
-outbox_t: sa.Table = OutboxMessage.__table__
-exposure_marks_t: sa.Table = ExposureMark.__table__
-runs_t: sa.Table = RuleRun.__table__
+alerts_t = table_of(Alert)
+events_t = table_of(AlertEvent)
+follow_ups_t = table_of(AlertFollowUp)
+outbox_t = table_of(OutboxMessage)
+exposure_marks_t = table_of(ExposureMark)
+runs_t = table_of(RuleRun)
 CHUNK = 500
 
 
@@ -109,7 +110,7 @@ def recent_exposures(conn: sa.Connection, pack: RulePack, as_of: datetime) -> li
     ages = [rule.max_age for rule in pack.rules if rule.on == "exposure" and rule.max_age]
     if not ages:
         return []
-    table = Exposure.__table__
+    table = table_of(Exposure)
     query = sa.select(table).where(table.c.at > as_of - max(ages), table.c.at <= as_of)
     return [dict(row._mapping) for row in conn.execute(query)]
 

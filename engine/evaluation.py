@@ -40,7 +40,7 @@ from engine.rules.active import ActiveRuleset, NoValidRuleset, load_active
 from engine.rules.marks import Marks
 from engine.snapshots import write_current, write_past
 from engine.sqltime import read_datetime
-from models import CriteriaVersion, Evaluation, OptOut
+from models import CriteriaVersion, Evaluation, OptOut, table_of
 
 __all__ = ["EvaluationReport", "NoValidRuleset", "evaluate", "latest", "run_watermark"]
 
@@ -50,10 +50,6 @@ EVALUATION_LOCK = 0x7454_6576  # "tTev": the PostgreSQL advisory lock key for ev
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _table(model) -> sa.Table:
-    return model.__table__
 
 
 @dataclass
@@ -125,7 +121,7 @@ def run_watermark(engine: sa.Engine) -> int:
 
 def latest(conn: sa.Connection) -> sa.Row | None:
     """The newest evaluation: its watermark, horizon and criteria describe the exposures."""
-    evaluations = _table(Evaluation)
+    evaluations = table_of(Evaluation)
     return conn.execute(sa.select(evaluations).order_by(evaluations.c.id.desc()).limit(1)).first()
 
 
@@ -161,7 +157,7 @@ def evaluate(
             # has a single writer anyway.
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVALUATION_LOCK})
         previous = latest(conn)
-        newest_as_of = conn.execute(sa.select(sa.func.max(_table(Evaluation).c.as_of))).scalar()
+        newest_as_of = conn.execute(sa.select(sa.func.max(table_of(Evaluation).c.as_of))).scalar()
         newest_as_of = read_datetime(newest_as_of)
         mode = "incremental"
         if (
@@ -176,7 +172,7 @@ def evaluate(
         active = load_active(conn, rules_dir, started) if rules_dir and current else None
         _remember_criteria(conn, criteria, criteria_text, started)
         evaluation_id = conn.execute(
-            _table(Evaluation)
+            table_of(Evaluation)
             .insert()
             .values(
                 as_of=as_of,
@@ -186,7 +182,7 @@ def evaluate(
                 run_watermark=watermark,
                 horizon=horizon,
             )
-            .returning(_table(Evaluation).c.id)
+            .returning(table_of(Evaluation).c.id)
         ).scalar_one()
 
         if mode == "full":
@@ -239,9 +235,9 @@ def evaluate(
                 "an earlier moment than the newest evaluation: rules run only on the current one"
             )
         conn.execute(
-            _table(Evaluation)
+            table_of(Evaluation)
             .update()
-            .where(_table(Evaluation).c.id == evaluation_id)
+            .where(table_of(Evaluation).c.id == evaluation_id)
             .values(
                 finished_at=clock(),
                 people=len(figures),
@@ -265,7 +261,7 @@ def _run_rules(
     pack = active.pack
     # Nobody opted out is among the figures or the exposures (their exposures are deleted and
     # never scored again); the filter keeps that true if those ever drift apart.
-    out = set(conn.execute(sa.select(OptOut.__table__.c.staff_id)).scalars())
+    out = set(conn.execute(sa.select(table_of(OptOut).c.staff_id)).scalars())
     snapshots = [{"staff_id": staff, **f} for staff, f in figures.items()]
     exposures = [e for e in recent_exposures(conn, pack, report.as_of) if e["staff_id"] not in out]
     summary = evaluate_rules(
@@ -292,7 +288,7 @@ def _run_rules(
 
 
 def _remember_criteria(conn: sa.Connection, criteria: Criteria, text: str, at: datetime):
-    versions = _table(CriteriaVersion)
+    versions = table_of(CriteriaVersion)
     known = conn.execute(
         sa.select(versions.c.version).where(versions.c.version == criteria.version)
     ).first()

@@ -1,19 +1,35 @@
-"""The eight force feeds: their fields, natural keys and how each value is checked.
+"""The eight force feeds: their fields, natural keys and how a row of one is checked.
 
-This is CONTRACT.md section 1 as data. Validation is compiled once per feed into a list of
-small converters so that a row costs a handful of C-level calls, not a schema walk.
+This is CONTRACT.md section 1 as data. Each field is of a kind (`engine.field_kinds`), which
+reads its values both row by row and, for the CSV fast lane, column by column.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-LONDON = ZoneInfo("Europe/London")
+from engine.field_kinds import (
+    DAYS_IN_RANGE,
+    EARLIEST,
+    LATEST,
+    LONDON,
+    Code,
+    Day,
+    Enum,
+    InvalidValue,
+    Kind,
+    Listing,
+    Moment,
+    Number,
+)
+from engine.field_kinds import describe as _describe
+
+__all__ = ["EARLIEST", "LATEST", "LONDON", "InvalidValue"]
 
 # Codes the force's systems use. A value that does not have the shape of a code (free text,
 # a typo with spaces, a lower-case label) is an unknown code and the row is quarantined.
@@ -21,55 +37,34 @@ CLOSING_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
 # Home Office Counting Rules classification codes: "1/1", "4/4", "8N", "28E", "195/94".
 HOCR_CODE = re.compile(r"\d{1,3}[A-Z]?(/\d{1,3}[A-Z]?)?")
 
-
-class InvalidValue(ValueError):
-    """A value that can't be used; the message says what was expected."""
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else str(value)
+_TEXT = Kind()
+_DAY = Day()
+_MOMENT = Moment()
+_LISTING = Listing()
 
 
 def parse_date(value: Any) -> str:
-    """A calendar date, as `YYYY-MM-DD`."""
-    text = _text(value).strip()
-    try:
-        return date.fromisoformat(text).isoformat()
-    except ValueError:
-        raise InvalidValue(f"not a date (YYYY-MM-DD): {value!r}") from None
-
-
-def _utc_to_the_second(text: str) -> bool:
-    """Whether `text`, which `datetime.fromisoformat` reads, is `YYYY-MM-DDTHH:MM:SSZ` (or
-    with a space for the T): the form a slice turns into stored text. Other forms of the
-    same length, such as week dates (`2024-W09-5T14:05:00Z`), are not."""
-    return (
-        len(text) == 20
-        and text[19] == "Z"
-        and text[4] == text[7] == "-"
-        and text[13] == text[16] == ":"
-    )
+    """A calendar date as `YYYY-MM-DD`. :raise InvalidValue:"""
+    return _DAY.read_text(_stripped(value))
 
 
 def parse_datetime(value: Any) -> str:
-    """An ISO 8601 datetime as UTC text `YYYY-MM-DD HH:MM:SS.ffffff`.
+    """An ISO 8601 datetime as UTC text `YYYY-MM-DD HH:MM:SS.ffffff` (no offset: London
+    time). :raise InvalidValue:"""
+    return _MOMENT.read_text(_stripped(value))
 
-    No offset means Europe/London local time. The text is the form SQLAlchemy's SQLite
-    DateTime type stores and PostgreSQL's COPY reads (with the session in UTC), so bulk loads
-    need no further conversion.
-    """
-    text = _text(value).strip()
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidValue(f"not an ISO 8601 datetime: {value!r}") from None
-    if len(text) == 10:  # a bare date is not a datetime
-        raise InvalidValue(f"not an ISO 8601 datetime (no time): {value!r}")
-    if _utc_to_the_second(text):  # the common case
-        return f"{text[:10]} {text[11:19]}.000000"
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=LONDON)
-    return parsed.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+def parse_list(value: Any) -> str | None:
+    """A CSV cell's `A|B` or a JSON list as stored: `|`-joined, or None when empty."""
+    if value.__class__ is str:
+        return _LISTING.read_text(value.strip()) if value.strip() else None
+    return _LISTING.read_value(value)
+
+
+def _stripped(value: Any) -> str:
+    if value.__class__ is not str:
+        raise InvalidValue(f"expected text, not {_describe(value)}")
+    return value.strip()
 
 
 def to_datetime(stored: str) -> datetime:
@@ -77,96 +72,71 @@ def to_datetime(stored: str) -> datetime:
     return datetime.fromisoformat(stored).replace(tzinfo=UTC)
 
 
-def parse_number(value: Any) -> float:
-    if isinstance(value, bool):
-        raise InvalidValue(f"not a number: {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidValue(f"not a number: {value!r}") from None
-    if number != number or number in (float("inf"), float("-inf")):
-        raise InvalidValue(f"not a finite number: {value!r}")
-    return number
-
-
-def parse_list(value: Any) -> str | None:
-    """A list stored as its `|`-joined text: CSV gives `A|B`, JSON gives ["A", "B"]. A list
-    with nothing in it (`|`, `[]`) is stored as no value, as an empty cell is."""
-    if isinstance(value, list):
-        items = [_text(v).strip() for v in value]
-    else:
-        items = [v.strip() for v in _text(value).split("|")]
-    return "|".join(v for v in items if v) or None
-
-
-def _enum(choices: tuple[str, ...]) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        text = _text(value).strip()
-        if text not in choices:
-            raise InvalidValue(_enum_message(text, choices))
-        return text
-
-    return check
-
-
-def _enum_message(value: str, choices: tuple[str, ...]) -> str:
-    return f"unknown value {value!r} (expected one of {', '.join(choices)})"
-
-
-def _code(pattern: re.Pattern[str], label: str) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        text = _text(value).strip()
-        if not pattern.fullmatch(text):
-            raise InvalidValue(f"unknown {label} {text!r}")
-        return text
-
-    return check
-
-
-def _string(value: Any) -> str:
-    return _text(value).strip()
+def check_watermark(value: Any) -> str:
+    """A pulled source's watermark as the text to remember and send back: a time
+    `parse_datetime` reads (in range), given as text. :raise InvalidValue: anything else,
+    such as a JSON `Infinity` or `NaN`, which would be sent back as `since=inf`."""
+    text = _stripped(value)
+    if not text:
+        raise InvalidValue("an empty watermark")
+    parse_datetime(text)
+    return text
 
 
 @dataclass(frozen=True)
 class Field:
     name: str
-    parse: Callable[[Any], Any]  # any source value (CSV text or JSON) -> stored value
+    reads: Kind  # how a value of this field is read, and stored
     required: bool = False
     default: Any = None
-    # text, enum, code, list, date, datetime or number: how the value is stored, and which
-    # fast path the generated validator takes for plain text values.
-    kind: str = "text"
-    choices: tuple[str, ...] = ()
-    pattern: re.Pattern[str] | None = None
-    label: str = ""
+
+    @property
+    def kind(self) -> str:
+        """text, enum, code, list, date, datetime or number: how the value is stored."""
+        return self.reads.name
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return getattr(self.reads, "choices", ())
+
+    def parse(self, value: Any) -> Any:
+        """Any source value (CSV text or JSON) as stored; None when empty (the default is
+        the row's business). :raise InvalidValue:"""
+        if value.__class__ is str:
+            value = value.strip()
+            return self.reads.read_text(value) if value else None
+        if value is None:
+            return None
+        value = self.reads.read_value(value)
+        return None if value == "" else value
 
 
 def text(name: str, required: bool = False) -> Field:
-    return Field(name, _string, required)
+    return Field(name, _TEXT, required)
 
 
 def enum(name: str, *choices: str, required: bool = False, default: str | None = None) -> Field:
-    return Field(name, _enum(choices), required, default, kind="enum", choices=choices)
+    return Field(name, Enum(choices), required, default)
 
 
 def day(name: str, required: bool = False) -> Field:
-    return Field(name, parse_date, required, kind="date")
+    return Field(name, _DAY, required)
 
 
 def moment(name: str, required: bool = False) -> Field:
-    return Field(name, parse_datetime, required, kind="datetime")
+    return Field(name, _MOMENT, required)
 
 
-def number(name: str, required: bool = False) -> Field:
-    return Field(name, parse_number, required, kind="number")
+def number(name: str, low: float, high: float, required: bool = False) -> Field:
+    return Field(name, Number(low, high), required)
 
 
 def listing(name: str) -> Field:
-    return Field(name, parse_list, kind="list")
+    return Field(name, _LISTING)
 
 
 def code(name: str, pattern: re.Pattern[str], label: str, required: bool = False) -> Field:
-    return Field(name, _code(pattern, label), required, kind="code", pattern=pattern, label=label)
+    return Field(name, Code(pattern, label), required)
 
 
 @dataclass(frozen=True)
@@ -191,6 +161,19 @@ class Feed:
 
     def key_of(self, values: Sequence[Any]) -> tuple[Any, ...]:
         return tuple(values[self.columns.index(k)] for k in self.key)
+
+    def header_problem(self, columns: Sequence[str]) -> str | None:
+        """Why a source with these columns can't be read as this feed at all, or None: a
+        required column missing, or a column named twice (which value would count?)."""
+        seen: set[str] = set()
+        twice = [c for c in columns if c in seen or seen.add(c)]
+        if twice:
+            names = ", ".join(dict.fromkeys(twice))
+            return f"not a {self.name} file: column(s) named twice in the header: {names}"
+        missing = [c for c in self.required if c not in seen]
+        if missing:
+            return f"not a {self.name} file: missing required column(s) {', '.join(missing)}"
+        return None
 
 
 FEEDS: dict[str, Feed] = {
@@ -317,7 +300,8 @@ FEEDS: dict[str, Feed] = {
                 day("end_date"),
                 enum("absence_type", "sickness", "injury_on_duty", "other", required=True),
                 text("reason_group"),
-                number("working_days_lost"),
+                # A spell can lose no more working days than there are days in the range.
+                number("working_days_lost", 0, DAYS_IN_RANGE),
             ),
             key=("spell_id",),
             person_field="staff_id",
@@ -351,96 +335,84 @@ def compile_validator(
     `columns` is the source's header; columns the feed doesn't know are ignored and feed
     fields the source lacks are empty. Empty strings count as missing.
 
-    The function is generated as straight-line Python, one block per field, because this is
-    the per-row cost of every ingest: a loop over field descriptors costs twice as much.
+    :raise ValueError: the header names a column twice (`Feed.header_problem`).
     """
+    if len(set(columns)) != len(columns):
+        raise ValueError(feed.header_problem(columns))
     position = {name: i for i, name in enumerate(columns)}
     count = len(columns)
-    scope: dict[str, Any] = {
-        "Reject": Reject,
-        "InvalidValue": InvalidValue,
-        "fromisoformat": datetime.fromisoformat,
-        "enum_message": _enum_message,
-        "pad": (None,) * count,
-    }
-    lines = [
-        "def validate(line, values):",
-        "    width = len(values)",
-        f"    if width != {count}:",
-        f"        if width > {count}:",
-        f"            return Reject(line, None, f'{{width}} values but the header has {count} "
-        "columns')",
-        "        values = (*values, *pad[width:])",
+    pad = (None,) * count
+    # One step per field: where its value is in a row (None: never there), and how it's read.
+    steps = [
+        (
+            f.name,
+            position.get(f.name),
+            f.reads.read_text,
+            f.reads.read_value,
+            f"{f.name}: required field is empty" if f.required else None,
+            f.default,
+        )
+        for f in feed.fields
     ]
-    names = []
-    for n, f in enumerate(feed.fields):
-        v = f"v{n}"
-        names.append(v)
-        scope[f"parse{n}"] = f.parse
-        scope[f"default{n}"] = f.default
-        if f.required:
-            missing = f"return Reject(line, {f.name!r}, {f.name + ': required field is empty'!r})"
-        else:
-            missing = f"{v} = default{n}"
-        reject = f"return Reject(line, {f.name!r}, {f.name + ': '!r} + "
-        i = position.get(f.name)
-        if i is None:
-            lines.append(f"    {missing}")
-            continue
-        # Plain text (every CSV value) is checked inline for the common kinds; anything else
-        # (JSON numbers and lists, dates from a SQL driver) goes through the field's parser.
-        lines += [
-            f"    {v} = values[{i}]",
-            f"    if {v}.__class__ is str:",
-            f"        {v} = {v}.strip()",
-            f"        if not {v}:",
-            f"            {missing}",
-        ]
-        if f.kind == "enum":
-            scope[f"allowed{n}"] = frozenset(f.choices)
-            scope[f"choices{n}"] = f.choices
-            lines += [
-                f"        elif {v} not in allowed{n}:",
-                f"            {reject}enum_message({v}, choices{n}))",
-            ]
-        elif f.kind == "code":
-            scope[f"match{n}"] = f.pattern.fullmatch
-            lines += [
-                f"        elif not match{n}({v}):",
-                f"            {reject}{'unknown ' + f.label + ' '!r} + repr({v}))",
-            ]
-        elif f.kind == "list":
-            lines += [f"        elif '|' in {v}:", f"            {v} = parse{n}({v})"]
-        elif f.kind == "datetime":
-            # Already UTC to the second ("2024-03-01T14:05:00Z"): check it, then reshape it.
-            lines += [
-                f"        elif len({v}) == 20 and {v}[19] == 'Z' and {v}[4] == {v}[7] == '-'"
-                f" and {v}[13] == {v}[16] == ':':",
-                "            try:",
-                f"                fromisoformat({v})",
-                "            except ValueError:",
-                f"                {reject}{'not an ISO 8601 datetime: '!r} + repr({v}))",
-                f"            {v} = f'{{{v}[:10]}} {{{v}[11:19]}}.000000'",
-            ]
-        if f.kind in ("datetime", "date", "number"):
-            lines += [
-                "        else:",
-                "            try:",
-                f"                {v} = parse{n}({v})",
-                "            except InvalidValue as error:",
-                f"                {reject}str(error))",
-            ]
-        lines += [
-            f"    elif {v} is None or {v} == []:",
-            f"        {missing}",
-            "    else:",
-            "        try:",
-            f"            {v} = parse{n}({v})",
-            "        except InvalidValue as error:",
-            f"            {reject}str(error))",
-            f"        if {v} == '':",
-            f"            {missing}",
-        ]
-    lines.append(f"    return ({', '.join(names)},)")
-    exec(compile("\n".join(lines), f"<validator {feed.name}>", "exec"), scope)  # noqa: S102
-    return scope["validate"]
+
+    def validate(line: int, values: Sequence[Any]) -> tuple[Any, ...] | Reject:
+        width = len(values)
+        if width != count:
+            if width > count:
+                return Reject(line, None, f"{width} values but the header has {count} columns")
+            values = (*values, *pad[width:])
+        row = []
+        for name, i, read_text, read_value, required, default in steps:
+            value = None if i is None else values[i]
+            try:
+                # Plain text (every CSV value) first; then anything else (JSON numbers and
+                # lists, booleans, objects).
+                if value.__class__ is str:
+                    value = value.strip()
+                    if value:
+                        row.append(read_text(value))
+                        continue
+                elif value is not None:
+                    value = read_value(value)
+                    if value is not None and value != "":
+                        row.append(value)
+                        continue
+            except InvalidValue as error:
+                return Reject(line, name, f"{name}: {error}")
+            if required is not None:
+                return Reject(line, name, required)
+            row.append(default)
+        return tuple(row)
+
+    return validate
+
+
+def parse_ndjson_line(text: str) -> dict[str, Any]:
+    """One NDJSON line as its object. :raise InvalidValue: the line is not one JSON object
+    (not JSON, `NaN` or `Infinity`, a key given twice, nested past Python's recursion limit,
+    an integer too long to read), with the reason."""
+    try:
+        record = json.loads(text, parse_constant=_not_json, object_pairs_hook=_object)
+    except json.JSONDecodeError as error:
+        raise InvalidValue(f"not valid JSON: {error.msg} (column {error.colno})") from None
+    except RecursionError:
+        raise InvalidValue("not valid JSON here: nested too deeply") from None
+    except ValueError as error:  # ours below, or an integer past int's digit limit
+        reason = "an integer too long" if "digits" in str(error) else str(error)
+        raise InvalidValue(f"not valid JSON here: {reason}") from None
+    if record.__class__ is not dict:
+        raise InvalidValue(f"not a JSON object: {_describe(record)}")
+    return record
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"key {twice!r} given twice")
+    return record

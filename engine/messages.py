@@ -17,14 +17,14 @@ import sqlalchemy as sa
 from engine import alerts as alert_ops
 from engine.quiet_hours import Hold, severity_of
 from engine.rules.pack import Routing
-from models import PersonVersion
+from models import PersonVersion, table_of
 from notifications import outbox
 from notifications.base import Item, Notification
 
 log = logging.getLogger(__name__)
 
 LONDON = ZoneInfo("Europe/London")
-people_t: sa.Table = PersonVersion.__table__
+people_t = table_of(PersonVersion)
 
 
 class Addresses:

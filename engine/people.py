@@ -13,11 +13,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from models import OptOut, PersonVersion, Snapshot
+from models import OptOut, PersonVersion, Snapshot, table_of
 
-people_t: sa.Table = PersonVersion.__table__
-snapshots_t: sa.Table = Snapshot.__table__
-opt_outs_t: sa.Table = OptOut.__table__
+people_t = table_of(PersonVersion)
+snapshots_t = table_of(Snapshot)
+opt_outs_t = table_of(OptOut)
 
 # The snapshot figures shown to the person beside their exposure: the strain indicators the
 # intervention rules read (CONTRACT section 2), in the order a person thinks of them.

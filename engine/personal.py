@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from engine.criteria import POINTS_DECIMALS, Criteria
 from engine.indicators import WINDOWS, in_window
 from engine.sqltime import read_datetime
-from models import Exposure, OptOut, PersonVersion
+from models import Exposure, OptOut, PersonVersion, table_of
 
 PERSON_WINDOWS = ("30d", "90d", "365d", "5y")
 
@@ -24,20 +24,16 @@ class UnknownPerson(LookupError):
     """No person with this staff id has been ingested."""
 
 
-def _t(model) -> sa.Table:
-    return model.__table__
-
-
 def require_known(conn: sa.Connection, staff_id: str) -> None:
     """:raise UnknownPerson: no people record has this staff id."""
-    people = _t(PersonVersion)
+    people = table_of(PersonVersion)
     found = conn.execute(sa.select(people.c.staff_id).where(people.c.staff_id == staff_id).limit(1))
     if found.first() is None:
         raise UnknownPerson(staff_id)
 
 
 def is_opted_out(conn: sa.Connection, staff_id: str) -> bool:
-    opt_outs = _t(OptOut)
+    opt_outs = table_of(OptOut)
     found = conn.execute(sa.select(opt_outs.c.staff_id).where(opt_outs.c.staff_id == staff_id))
     return found.first() is not None
 
@@ -65,7 +61,7 @@ def person_exposure(
         require_known(conn, staff_id)
         if is_opted_out(conn, staff_id):
             return {"staff_id": staff_id, "opted_out": True}
-        exposures = _t(Exposure)
+        exposures = table_of(Exposure)
         rows = conn.execute(
             sa.select(exposures)
             .where(exposures.c.staff_id == staff_id)

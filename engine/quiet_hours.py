@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from engine.rules.pack import Routing
-from models import OutboxMessage
+from models import OutboxMessage, table_of
 from notifications import outbox
 
-outbox_t: sa.Table = OutboxMessage.__table__
+outbox_t = table_of(OutboxMessage)
 
 
 def quiet_until(quiet_hours: Mapping[str, Any] | None, now: datetime) -> datetime | None:

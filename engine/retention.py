@@ -31,11 +31,8 @@ from models import (
     ExposureMark,
     OutboxMessage,
     Snapshot,
+    table_of,
 )
-
-
-def _t(model) -> sa.Table:
-    return model.__table__
 
 
 def purge(
@@ -55,25 +52,31 @@ def purge(
         if days < 1:
             raise ValueError(f"{name} must be at least 1 day, not {days}")
     horizon = now - timedelta(days=history_days)
-    alerts, outbox = _t(Alert), _t(OutboxMessage)
-    requests = _t(ConversationRequest)
+    alerts, outbox = table_of(Alert), table_of(OutboxMessage)
+    requests = table_of(ConversationRequest)
     counts: dict[str, int] = {}
     with engine.begin() as conn:
 
         def delete(name: str, table: sa.Table, *where) -> None:
             counts[name] = counts.get(name, 0) + conn.execute(table.delete().where(*where)).rowcount
 
-        delete("exposures", _t(Exposure), _t(Exposure).c.at < horizon)
-        delete("exposure_marks", _t(ExposureMark), _t(ExposureMark).c.evaluated_at < horizon)
-        snapshots = _t(Snapshot)
+        delete("exposures", table_of(Exposure), table_of(Exposure).c.at < horizon)
+        delete(
+            "exposure_marks",
+            table_of(ExposureMark),
+            table_of(ExposureMark).c.evaluated_at < horizon,
+        )
+        snapshots = table_of(Snapshot)
         delete("snapshots", snapshots, snapshots.c.as_of < horizon, ~snapshots.c.is_current)
 
         old_alerts = sa.select(alerts.c.id).where(
             alerts.c.status == "resolved", alerts.c.resolved_at < horizon
         )
         delete("outbox", outbox, outbox.c.alert_id.in_(old_alerts))
-        delete("alert_events", _t(AlertEvent), _t(AlertEvent).c.alert_id.in_(old_alerts))
-        follow_ups = _t(AlertFollowUp)
+        delete(
+            "alert_events", table_of(AlertEvent), table_of(AlertEvent).c.alert_id.in_(old_alerts)
+        )
+        follow_ups = table_of(AlertFollowUp)
         delete("alert_follow_ups", follow_ups, follow_ups.c.alert_id.in_(old_alerts))
         delete("alerts", alerts, alerts.c.id.in_(old_alerts))
         # Conversation requests and any other message not about an alert, once sent or
@@ -87,10 +90,10 @@ def purge(
             outbox.c.created_at < horizon,
         )
 
-        access_log = _t(AccessLogEntry)
+        access_log = table_of(AccessLogEntry)
         delete("access_log", access_log, access_log.c.at < now - timedelta(days=access_log_days))
 
-        decisions = _t(Decision)
+        decisions = table_of(Decision)
         counts["decisions_erased"] = conn.execute(
             decisions.update()
             .where(

@@ -15,10 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.sqltime import read_datetime
-from models import OutboxMessage, ServiceRun
+from models import OutboxMessage, ServiceRun, table_of
 
-runs_t: sa.Table = ServiceRun.__table__
-outbox_t: sa.Table = OutboxMessage.__table__
+runs_t = table_of(ServiceRun)
+outbox_t = table_of(OutboxMessage)
 
 # The jobs whose staleness makes the service not ready: nothing comes in, or nothing goes out.
 WATCHED = ("intake", "dispatch")

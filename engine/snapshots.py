@@ -15,17 +15,17 @@ import sqlalchemy as sa
 
 from engine.indicators import SNAPSHOT_FIELDS
 from engine.sqltime import bind_datetime
-from models import Snapshot
+from models import Snapshot, table_of
 
-SNAPSHOTS: sa.Table = Snapshot.__table__  # type: ignore[attr-defined]
+snapshots_t = table_of(Snapshot)
 COLUMNS = ("staff_id", "as_of", "evaluation_id", "is_current", "criteria_version", *SNAPSHOT_FIELDS)
 
 
 def current_figures(conn: sa.Connection) -> dict[str, tuple]:
     """Each person's current snapshot, as the tuple of SNAPSHOT_FIELDS."""
-    columns = [SNAPSHOTS.c[name] for name in SNAPSHOT_FIELDS]
+    columns = [snapshots_t.c[name] for name in SNAPSHOT_FIELDS]
     rows = conn.execute(
-        sa.select(SNAPSHOTS.c.staff_id, *columns).where(SNAPSHOTS.c.is_current.is_(True))
+        sa.select(snapshots_t.c.staff_id, *columns).where(snapshots_t.c.is_current.is_(True))
     )
     return {row[0]: tuple(row[1:]) for row in rows}
 
@@ -103,9 +103,9 @@ def _retire(conn: sa.Connection, staff_ids: list[str]) -> None:
         )
         return
     conn.execute(
-        SNAPSHOTS.update()
-        .where(SNAPSHOTS.c.staff_id == sa.bindparam("staff"))
-        .where(SNAPSHOTS.c.is_current.is_(True))
+        snapshots_t.update()
+        .where(snapshots_t.c.staff_id == sa.bindparam("staff"))
+        .where(snapshots_t.c.is_current.is_(True))
         .values(is_current=False),
         [{"staff": s} for s in staff_ids],
     )
@@ -123,9 +123,9 @@ def _insert(conn, figures, staff_ids, as_of, evaluation_id, version, *, current,
             )
         else:
             conn.execute(
-                SNAPSHOTS.delete().where(
-                    SNAPSHOTS.c.staff_id == sa.bindparam("staff"),
-                    SNAPSHOTS.c.as_of == sa.bindparam("at"),
+                snapshots_t.delete().where(
+                    snapshots_t.c.staff_id == sa.bindparam("staff"),
+                    snapshots_t.c.as_of == sa.bindparam("at"),
                 ),
                 [{"staff": s, "at": as_of} for s in staff_ids],
             )

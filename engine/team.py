@@ -32,12 +32,12 @@ from engine.criteria import POINTS_DECIMALS, Criteria
 from engine.indicators import WINDOWS
 from engine.personal import PERSON_WINDOWS
 from engine.sqltime import local_date, read_datetime
-from models import Alert, Exposure, OptOut, PersonVersion
+from models import Alert, Exposure, OptOut, PersonVersion, table_of
 
-people_t: sa.Table = PersonVersion.__table__
-exposures_t: sa.Table = Exposure.__table__
-alerts_t: sa.Table = Alert.__table__
-opt_outs_t: sa.Table = OptOut.__table__
+people_t = table_of(PersonVersion)
+exposures_t = table_of(Exposure)
+alerts_t = table_of(Alert)
+opt_outs_t = table_of(OptOut)
 
 SERIOUS_TIER = 2  # "tier 2 or higher": who has just had a serious exposure
 SERIOUS_DAYS = 7

@@ -40,11 +40,11 @@ from engine.team import (
     people_t,
     windows_for,
 )
-from models import Evaluation, Snapshot
+from models import Evaluation, Snapshot, table_of
 
 PAGE_SIZE = 50  # people a page: a page renders in milliseconds whatever the team's size
-snapshots_t: sa.Table = Snapshot.__table__  # type: ignore[attr-defined]
-evaluations_t: sa.Table = Evaluation.__table__  # type: ignore[attr-defined]
+snapshots_t = table_of(Snapshot)
+evaluations_t = table_of(Evaluation)
 
 _WINDOW_COLUMNS = {
     window: (snapshots_t.c[f"trauma_points_{window}"], snapshots_t.c[f"exposures_{window}"])

@@ -45,6 +45,12 @@ from models.service import ServiceRun
 from models.web import AccessLogEntry, ConversationRequest
 
 
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core table of a model, for set-based statements: the one way the project reaches
+    one (a module that uses it often binds it once, as `alerts_t = table_of(Alert)`)."""
+    return model.__table__  # type: ignore[attr-defined]
+
+
 def _compare_text_bytewise() -> None:
     """Text compares by its bytes on PostgreSQL (COLLATE "C"), as it does on SQLite:
     identifiers need no language's rules, the two databases then sort alike, and a b-tree of
@@ -100,4 +106,5 @@ __all__ = [
     "SourceWatermark",
     "Unit",
     "WellbeingMember",
+    "table_of",
 ]

@@ -30,7 +30,7 @@ from engine import service_runs
 from engine.ingest import BatchReport, Ingestor
 from engine.rules.marks import Marks
 from integrations.files import feed_files, move_done
-from models import Alert, OutboxMessage
+from models import Alert, OutboxMessage, table_of
 from trauma_tracker import metrics
 from trauma_tracker.settings import Settings
 
@@ -319,13 +319,13 @@ class Jobs:
         return True
 
     def _newest_alert(self) -> int:
-        alerts = Alert.__table__
+        alerts = table_of(Alert)
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.max(alerts.c.id))).scalar() or 0
 
     def _count_alerts(self, after: int) -> None:
         """Alerts opened by the evaluation (ids above the newest before it), by rule."""
-        alerts = Alert.__table__
+        alerts = table_of(Alert)
         query = (
             sa.select(alerts.c.rule_id, alerts.c.severity, sa.func.count())
             .where(alerts.c.id > after)
@@ -338,7 +338,7 @@ class Jobs:
     # -- dispatch ------------------------------------------------------------------------------
 
     def anything_due(self) -> bool:
-        outbox = OutboxMessage.__table__
+        outbox = table_of(OutboxMessage)
         query = (
             sa.select(outbox.c.id)
             .where(outbox.c.status.in_(("pending", "claimed")), outbox.c.due_at <= self.clock())
@@ -363,7 +363,7 @@ class Jobs:
 
     def _count_notifications(self, since: datetime) -> None:
         """Rows sent, and rows failed for good, by channel, since the run started."""
-        outbox = OutboxMessage.__table__
+        outbox = table_of(OutboxMessage)
         by_channel = sa.select(outbox.c.channel, sa.func.count()).group_by(outbox.c.channel)
         with self.engine.connect() as conn:
             sent = conn.execute(

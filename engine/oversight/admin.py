@@ -14,14 +14,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.sqltime import read_datetime
-from models import HeldRow, IngestRun, QuarantinedRow, ServiceRun, SourceWatermark
+from models import HeldRow, IngestRun, QuarantinedRow, ServiceRun, SourceWatermark, table_of
 from notifications import outbox
 
-runs_t: sa.Table = IngestRun.__table__
-quarantined_t: sa.Table = QuarantinedRow.__table__
-held_t: sa.Table = HeldRow.__table__
-watermarks_t: sa.Table = SourceWatermark.__table__
-service_t: sa.Table = ServiceRun.__table__
+runs_t = table_of(IngestRun)
+quarantined_t = table_of(QuarantinedRow)
+held_t = table_of(HeldRow)
+watermarks_t = table_of(SourceWatermark)
+service_t = table_of(ServiceRun)
 
 RUN_OUTCOMES = ("ok", "duplicate", "failed")
 MAX_LIMIT = 1000

@@ -29,15 +29,16 @@ from models import (
     Decision,
     PersonVersion,
     RulesetVersion,
+    table_of,
 )
 
-decisions_t: sa.Table = Decision.__table__
-alerts_t: sa.Table = Alert.__table__
-checkpoints_t: sa.Table = AuditCheckpoint.__table__
-criteria_t: sa.Table = CriteriaVersion.__table__
-versions_t: sa.Table = RulesetVersion.__table__
-log_t: sa.Table = AccessLogEntry.__table__
-people_t: sa.Table = PersonVersion.__table__
+decisions_t = table_of(Decision)
+alerts_t = table_of(Alert)
+checkpoints_t = table_of(AuditCheckpoint)
+criteria_t = table_of(CriteriaVersion)
+versions_t = table_of(RulesetVersion)
+log_t = table_of(AccessLogEntry)
+people_t = table_of(PersonVersion)
 
 DECISION_OUTCOMES = ("alert_opened", "suppressed_open_alert", "suppressed_cooldown")
 MAX_LIMIT = 500

@@ -20,9 +20,9 @@ import sqlalchemy as sa
 
 from engine.alerts import LONDON, OUTCOMES
 from engine.sqltime import read_datetime
-from models import Alert
+from models import Alert, table_of
 
-alerts_t: sa.Table = Alert.__table__
+alerts_t = table_of(Alert)
 
 
 class PeriodError(ValueError):

@@ -19,14 +19,22 @@ import sqlalchemy as sa
 from engine.alerts import LONDON, PeopleDirectory, event_row, force_day
 from engine.rules.pack import Routing
 from engine.sqltime import read_datetime
-from models import Alert, AlertAssignment, AlertEvent, AlertFollowUp, Unit, WellbeingMember
+from models import (
+    Alert,
+    AlertAssignment,
+    AlertEvent,
+    AlertFollowUp,
+    Unit,
+    WellbeingMember,
+    table_of,
+)
 
-alerts_t: sa.Table = Alert.__table__
-assignments_t: sa.Table = AlertAssignment.__table__
-members_t: sa.Table = WellbeingMember.__table__
-events_t: sa.Table = AlertEvent.__table__
-follow_ups_t: sa.Table = AlertFollowUp.__table__
-units_t: sa.Table = Unit.__table__
+alerts_t = table_of(Alert)
+assignments_t = table_of(AlertAssignment)
+members_t = table_of(WellbeingMember)
+events_t = table_of(AlertEvent)
+follow_ups_t = table_of(AlertFollowUp)
+units_t = table_of(Unit)
 
 SEVERITIES = ("high", "medium", "low")
 UNASSIGNED = "none"

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from engine.rules.fields import BOOL, NUMBER, TEXT, unknown_field_message
+from engine.rules.fields import BOOL, NUMBER, TEXT, number_problem, unknown_field_message
 
 OPERATORS = (">=", ">", "<=", "<", "==", "!=", "in")
 GROUPS = ("all", "any", "not")
@@ -131,29 +131,37 @@ def _parse_node(raw, fields, lines, path, problems) -> Node | None:
 
 def parse_comparison(text: str, fields: Mapping[str, str], line: int | None = None) -> Comparison:
     """`FIELD OP VALUE` checked against `fields` (name -> type)."""
+    quoted = repr(_shortened(text, 80))
     match = _FIELD.match(text)
     if not match:
-        raise ConditionError(f"{text!r}: a condition starts with a field name", line)
+        raise ConditionError(f"{quoted}: a condition starts with a field name", line)
     name, rest = match.group(1), text[match.end() :]
     op_match = _OPERATOR.match(rest)
+    if not op_match and name in GROUPS and (not rest.strip() or rest.lstrip().startswith("-")):
+        # `- any` without its colon: YAML reads it and the indented items as one text.
+        raise ConditionError(
+            f"{quoted}: `{name}` needs a colon to start a group: write `{name}:` and put its "
+            "conditions under it, one `- ...` per line, indented",
+            line,
+        )
     if not op_match:
         bad = _NOT_AN_OPERATOR.match(rest)
         shown = bad.group(0) if bad else rest.strip() or "nothing"
         raise ConditionError(
-            f"{text!r}: bad operator {shown!r} (use one of {' '.join(OPERATORS)})", line
+            f"{quoted}: bad operator {shown!r} (use one of {' '.join(OPERATORS)})", line
         )
     op, rest = op_match.group(1), rest[op_match.end() :]
     try:
         value, rest = _parse_value(rest, allow_list=op == "in")
     except ValueError as error:
-        raise ConditionError(f"{text!r}: {error}", line) from None
+        raise ConditionError(f"{quoted}: {error}", line) from None
     if rest.strip():
-        raise ConditionError(f"{text!r}: unexpected {rest.strip()!r} after the value", line)
+        raise ConditionError(f"{quoted}: unexpected {rest.strip()!r} after the value", line)
     if name not in fields:
-        raise ConditionError(f"{text!r}: {_unknown(name, fields)}", line)
+        raise ConditionError(f"{quoted}: {_unknown(name, fields)}", line)
     problem = _type_problem(name, fields[name], op, value)
     if problem:
-        raise ConditionError(f"{text!r}: {problem}", line)
+        raise ConditionError(f"{quoted}: {problem}", line)
     return Comparison(name, op, tuple(value) if isinstance(value, list) else value, line)
 
 
@@ -194,7 +202,13 @@ def _parse_value(text: str, allow_list: bool) -> tuple[Any, str]:
     number = _NUMBER.match(text)
     if number:
         literal = number.group(0)
-        value = float(literal) if number.group(1) or number.group(2) else int(literal)
+        # An integer of thousands of digits can't even be converted; as a float it is simply
+        # too big.
+        exact = not (number.group(1) or number.group(2)) and len(literal) <= 20
+        value = int(literal) if exact else float(literal)
+        problem = number_problem(value)
+        if problem:
+            raise ValueError(f"{_shortened(literal)} {problem}")
         return value, text[number.end() :]
     word = _WORD.match(text)
     if word and word.group(0) in ("true", "false"):
@@ -204,6 +218,10 @@ def _parse_value(text: str, allow_list: bool) -> tuple[Any, str]:
     if not text:
         raise ValueError("missing value")
     raise ValueError(f"bad value {text!r}: use a number, quoted text, true/false or a list")
+
+
+def _shortened(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 10]}... ({len(text)} characters)"
 
 
 def _type_problem(name: str, kind: str, op: str, value: Any) -> str | None:

@@ -74,22 +74,38 @@ def unknown_field_message(name: str, kind: str) -> str:
     return f"unknown field {name!r}{hint}{extra}"
 
 
+# durable_rules reads numbers as 64-bit integers or doubles, and misjudges comparisons beyond
+# them (a fact of -2^63 - 2 meets `>= -2^63 - 1`); no welfare figure comes near this bound.
+NUMBER_LIMIT = 10**15
+
+
+def number_problem(value: int | float) -> str | None:
+    """Why `value` can't be a number in a rule (threshold or test value), or None."""
+    if isinstance(value, float) and math.isnan(value):
+        return "is not a number"
+    if not abs(value) <= NUMBER_LIMIT:
+        return "is out of range: a number in a rule lies between -10^15 and 10^15"
+    return None
+
+
 def typed(value: Any, kind: str) -> Any:
     """`value` if it is of field type `kind`, else None (treated as missing by every rule).
 
     Both the engine and the Python explanation see the result, so they agree on odd input: a
-    boolean is not a number here (Python would say True == 1), and NaN is no value at all.
+    boolean is not a number here (Python would say True == 1), and NaN, infinity and numbers
+    beyond NUMBER_LIMIT are no value at all.
     """
     if kind == NUMBER:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return None
-        return value if math.isfinite(value) else None
+        return None if number_problem(value) else value
     if kind == BOOL:
         return value if isinstance(value, bool) else None
     return value if isinstance(value, str) else None
 
 
 _DURATION = re.compile(r"^(\d+)(m|h|d|w)$")
+MAX_DURATION = timedelta(days=100 * 365)
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -97,5 +113,9 @@ def parse_duration(text: Any) -> timedelta:
     """`15m`, `72h`, `30d`, `4w` as a timedelta; ValueError with what was expected."""
     match = _DURATION.match(text) if isinstance(text, str) else None
     if not match:
-        raise ValueError(f"expected a duration like 15m, 72h, 30d or 4w, got {text!r}")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        shown = text if not isinstance(text, str) or len(text) <= 40 else f"{text[:30]}..."
+        raise ValueError(f"expected a duration like 15m, 72h, 30d or 4w, got {shown!r}")
+    digits, unit = match.group(1), match.group(2)
+    if len(digits) > 7 or timedelta(**{_UNITS[unit]: int(digits)}) > MAX_DURATION:
+        raise ValueError(f"{text[:30]} is longer than {MAX_DURATION.days // 365} years")
+    return timedelta(**{_UNITS[unit]: int(digits)})

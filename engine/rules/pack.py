@@ -26,7 +26,14 @@ from engine.rules.conditions import (
     parse,
     to_data,
 )
-from engine.rules.fields import AGE_FIELD, NUMBER, fields_for, parse_duration, typed
+from engine.rules.fields import (
+    AGE_FIELD,
+    NUMBER,
+    fields_for,
+    number_problem,
+    parse_duration,
+    typed,
+)
 from engine.rules.schema import RoutingModel, RuleModel, RuleTestModel, problems_from
 from engine.yamlfile import LinedDocument, Problem, RuleFileError, load
 
@@ -288,8 +295,14 @@ def rule_from(document: LinedDocument, routing: Routing | None) -> Rule:
                 message = f"tests[{index}].given: unknown field {key!r}"
                 problems.append(document.problem((*path, "given", key), message))
             elif value is not None and typed(value, test_fields[key]) is None:
+                kind = test_fields[key]
+                number = isinstance(value, int | float) and not isinstance(value, bool)
+                problem = number_problem(value) if kind == NUMBER and number else None
+                shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:30]}..."
                 message = (
-                    f"tests[{index}].given.{key}: expected a {test_fields[key]}, got {value!r}"
+                    f"tests[{index}].given.{key}: {shown} {problem}"
+                    if problem
+                    else f"tests[{index}].given.{key}: expected a {kind}, got {shown}"
                 )
                 problems.append(document.problem((*path, "given", key), message))
         name = case.name or f"tests[{index}]"

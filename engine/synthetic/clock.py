@@ -10,16 +10,19 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 DAY = 86_400
+LONDON = ZoneInfo("Europe/London")
 # Rest days may be cancelled this far ahead of the period's end, so day text reaches past it.
 LOOKAHEAD_DAYS = 400
 
 
 @dataclass
 class Period:
-    """From `start` (inclusive) to `end` (exclusive): the data runs up to `end`'s midnight."""
+    """From `start` (inclusive) to `end` (exclusive): the data runs up to `end`'s midnight,
+    London time (the force's day, and the day `--end` and `evaluate --as-of` name)."""
 
     start: date
     end: date
@@ -43,7 +46,10 @@ class Period:
 
     @property
     def end_second(self) -> int:
-        return self.days * DAY
+        """The first second after the period: `end`'s midnight in London. In summer that is
+        an hour before midnight UTC, so nothing is dated on the next London day."""
+        midnight = datetime.combine(self.end, time(), LONDON).astimezone(UTC)
+        return int((midnight - datetime.combine(self.start, time(), UTC)).total_seconds())
 
     def date_of(self, day: int) -> date:
         return self.start + timedelta(days=day)

@@ -72,7 +72,8 @@ class Crimes:
         """Write the year's occurrences and involvements; returns the count and the seeds
         reported after the year, for the next one."""
         seeds = sorted(seeds + self._unlinked(rng, first, after), key=attrgetter("reported"))
-        cut = bisect_right([s.reported for s in seeds], after * DAY - 1)
+        last = min(after * DAY, self.period.end_second) - 1  # the period ends in London
+        cut = bisect_right([s.reported for s in seeds], last)
         seeds, carry = seeds[:cut], seeds[cut:]
         if after >= self.period.days:
             carry = []  # reported after the period ends: not yet in the data

@@ -9,7 +9,7 @@ dispatcher sent the crew. Incidents that become crimes are handed on as crime se
 from __future__ import annotations
 
 import random
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from math import exp
 from typing import NamedTuple
 
@@ -127,8 +127,10 @@ class Incidents:
         self, rng: random.Random, year: int, first: int, after: int, sink, seeds: list
     ) -> int:
         """Write the year's incidents and deployments; crime seeds are appended to `seeds`."""
-        count = self.expected(after - first)
-        times = self._times(rng, first, after, count)
+        times = self._times(rng, first, after, self.expected(after - first))
+        # The last day ends at midnight London time: in summer an hour of UTC is the next day.
+        count = bisect_left(times, self.period.end_second)
+        del times[count:]
         kinds = rng.choices(self.kinds, cum_weights=self.kind_cum, k=count)
         areas = rng.choices(range(len(self.areas)), cum_weights=self.area_cum, k=count)
         # The hot loop: moments are formatted inline from the period's tables (see clock).
@@ -143,6 +145,8 @@ class Incidents:
             urn = f"CC{year}{i + 1:07d}"
             grade = GRADES[min(bisect_right(kind.grade_cum, rnd() * kind.grade_cum[-1]), 3)]
             qualifiers = [q for q, chance in kind.qualifiers if rnd() < chance]
+            if "FIREARM" in qualifiers and rnd() < rates.DISCHARGE_PER_FIREARMS_OPERATION:
+                qualifiers.append("FIREARM_DISCHARGE")
             opening = kind.code
             r = rnd()
             for alt, acc in kind.opened:

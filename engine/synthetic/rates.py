@@ -26,8 +26,44 @@ AS_ROAD_DEATHS_PER_YEAR = 44
 # ~1,500 fatal collisions a year in Great Britain.
 DEATHS_PER_FATAL_COLLISION = 1.07
 
+# People living in the A&S force area (ONS mid-year population estimates, mid-2023: ~1.8
+# million). Figures published per head of population are scaled by this.
+AS_POPULATION = 1_800_000
+
 INCIDENTS_PER_OFFICER_YEAR = AS_INCIDENTS_PER_YEAR / AS_OFFICERS
 CRIMES_PER_OFFICER_YEAR = AS_CRIMES_PER_YEAR / AS_OFFICERS
+
+# National anchors for the rare events that drive the top tiers of the criteria.
+# Police officers in England and Wales (Home Office, Police workforce, March 2024: ~147,000
+# full-time equivalent): national counts of police events are shared out per officer.
+EW_OFFICERS = 147_000
+# People living in England (ONS mid-year population estimates, mid-2023: ~57.7 million):
+# national counts of events in the population are shared out per head.
+ENGLAND_POPULATION = 57_700_000
+# Police firearms operations a year in England and Wales (Home Office, Police use of firearms
+# statistics, England and Wales, year ending March 2024: ~18,400; 18,000-19,000 in each of
+# the years before). An operation is an authorised deployment of armed officers: most end
+# with no shot fired.
+EW_FIREARMS_OPERATIONS_PER_YEAR = 18_400
+# Incidents in which police discharged a firearm (same source and year: about 10-15 a year).
+EW_FIREARMS_DISCHARGES_PER_YEAR = 12
+# Child deaths a year in England, all causes, ages 0-17 (National Child Mortality Database,
+# child death review data release, year ending March 2024: ~3,200; 3,000-3,300 a year since
+# 2019). Most are expected deaths of babies and children in hospital.
+ENGLAND_CHILD_DEATHS_PER_YEAR = 3_200
+# Share of child deaths the police attend (assumption: about a third of child deaths are
+# unexpected (NCMD reports unexpected deaths as the minority), and police attend every
+# unexpected child death under the joint agency response).
+CHILD_DEATHS_ATTENDED_SHARE = 0.33
+
+AS_FIREARMS_OPERATIONS_PER_YEAR = EW_FIREARMS_OPERATIONS_PER_YEAR * AS_OFFICERS / EW_OFFICERS
+AS_CHILD_DEATHS_ATTENDED_PER_YEAR = (
+    ENGLAND_CHILD_DEATHS_PER_YEAR * AS_POPULATION / ENGLAND_POPULATION * CHILD_DEATHS_ATTENDED_SHARE
+)
+# Chance an armed operation ends in a police discharge (the two national figures above).
+DISCHARGE_PER_FIREARMS_OPERATION = (
+    EW_FIREARMS_DISCHARGES_PER_YEAR / EW_FIREARMS_OPERATIONS_PER_YEAR
+)
 
 # ---------------------------------------------------------------------------------------------
 # Workforce
@@ -104,13 +140,15 @@ class IncidentType(NamedTuple):
 # SUDDEN_DEATH from coroners' referrals (~40% of deaths, ONS/MoJ coroner statistics), of which
 # police attend about a third (assumption) in a population with ~17,000 deaths a year.
 RTC_FATAL_SHARE = AS_ROAD_DEATHS_PER_YEAR / DEATHS_PER_FATAL_COLLISION / AS_INCIDENTS_PER_YEAR
+SUDDEN_DEATH_SHARE = 0.012
+SUICIDE_SHARE = 0.001
 
 INCIDENT_TYPES: dict[str, IncidentType] = {
     "SUDDEN_DEATH": IncidentType(
-        0.012, (0.7, 0.3, 0, 0), 240, 0.006, (("CONCERN_FOR_WELFARE", 0.4),), 2, 0.3
+        SUDDEN_DEATH_SHARE, (0.7, 0.3, 0, 0), 240, 0.006, (("CONCERN_FOR_WELFARE", 0.4),), 2, 0.3
     ),
     "SUICIDE": IncidentType(
-        0.001,
+        SUICIDE_SHARE,
         (1, 0, 0, 0),
         300,
         0.0,
@@ -182,43 +220,115 @@ ARRIVAL_MINUTES = {"I": 12, "P": 55, "S": 1_500}
 
 # Qualifiers: chance per closing code (assumptions unless a source is named).
 # CHILD: ~2/3 of missing person reports are children (NCA UK Missing Persons Unit data
-# reports); children are ~4% of road deaths (DfT reported road casualties).
-# FIREARM: ~18,000 police firearms operations a year in England and Wales (Home Office, Police
-# use of firearms statistics); A&S's ~3% share is ~500 a year, ~0.3% of its logs.
+# reports); children are ~4% of road deaths (DfT reported road casualties). On a sudden death
+# and a suicide, CHILD comes from the National Child Mortality Database (below).
+# FIREARM: an armed operation (see EW_FIREARMS_OPERATIONS_PER_YEAR): ~410 a year for A&S,
+# ~0.2% of its logs, shared out over the closing codes by FIREARM_WEIGHT.
+# FIREARM_DISCHARGE: police fired a shot in an armed operation (EW_FIREARMS_DISCHARGES_PER_YEAR:
+# ~0.3 a year for A&S); drawn only on an incident with FIREARM.
 # OFFICER_INJURED: ~41,000 assaults on police constables a year in England and Wales (Home
 # Office, assaults on police), ~0.3 per officer, ~900 a year for A&S, ~0.5% of logs.
+# OFFICER_SERIOUSLY_INJURED: an officer seriously injured (assumption: no national count of
+# serious injuries to officers is published; 1 in 50 of the assaults above).
+# OFFICER_THREATENED: an officer shot at, stabbed at, or threatened with a weapon or with
+# death at the scene (assumption: no national count is published; 1 in 20 of the assaults
+# above, ~45 incidents a year for A&S).
 # MASS_CASUALTY: a handful in five years (assumption).
+# Children's share of suicides (assumption: ONS suicide registrations have a few percent
+# aged under 18) and of road deaths (DfT, above).
+CHILD_DEATH_SHARE_OF_SUICIDES = 0.03
+CHILD_DEATH_SHARE_OF_ROAD_DEATHS = 0.04
+SERIOUSLY_INJURED_SHARE_OF_ASSAULTS = 0.02
+THREATENED_SHARE_OF_ASSAULTS = 0.05
+# Unexpected child deaths attended as sudden deaths: those not already counted as suicides
+# or road deaths.
+CHILD_SUDDEN_DEATH = (
+    AS_CHILD_DEATHS_ATTENDED_PER_YEAR
+    - CHILD_DEATH_SHARE_OF_SUICIDES * SUICIDE_SHARE * AS_INCIDENTS_PER_YEAR
+    - CHILD_DEATH_SHARE_OF_ROAD_DEATHS * AS_ROAD_DEATHS_PER_YEAR
+) / (SUDDEN_DEATH_SHARE * AS_INCIDENTS_PER_YEAR)
+# Where armed operations happen (relative weight per closing code; assumption shaped like the
+# Home Office statistics' note that most operations follow reports of a weapon seen or used).
+FIREARM_WEIGHT = {
+    "SERIOUS_ASSAULT": 10.0,
+    "SUSPICIOUS": 4.0,
+    "PUBLIC_ORDER": 2.0,
+    "MENTAL_HEALTH": 2.0,
+    "DOMESTIC": 1.0,
+    "ASSAULT": 1.0,
+    "CONCERN_FOR_WELFARE": 0.6,
+}
+_FIREARM_SCALE = (AS_FIREARMS_OPERATIONS_PER_YEAR / AS_INCIDENTS_PER_YEAR) / sum(
+    INCIDENT_TYPES[code].share * weight for code, weight in FIREARM_WEIGHT.items()
+)
+FIREARM = {code: weight * _FIREARM_SCALE for code, weight in FIREARM_WEIGHT.items()}
+# Chance of OFFICER_INJURED per closing code (assumption shaped by where assaults on police
+# happen: public order, domestics and mental health crises).
+OFFICER_INJURED = {
+    "SERIOUS_ASSAULT": 0.03,
+    "CONCERN_FOR_WELFARE": 0.004,
+    "DOMESTIC": 0.008,
+    "MENTAL_HEALTH": 0.02,
+    "ASSAULT": 0.02,
+    "PUBLIC_ORDER": 0.03,
+    "DRUGS": 0.01,
+    "SUSPICIOUS": 0.003,
+    "RTC_INJURY": 0.005,
+}
+
+
+def _officer(code: str) -> tuple[tuple[str, float], ...]:
+    """The officer-harm qualifiers of a closing code, in a fixed order."""
+    injured = OFFICER_INJURED.get(code, 0.0)
+    if not injured:
+        return ()
+    return (
+        ("OFFICER_INJURED", injured),
+        ("OFFICER_SERIOUSLY_INJURED", injured * SERIOUSLY_INJURED_SHARE_OF_ASSAULTS),
+        ("OFFICER_THREATENED", injured * THREATENED_SHARE_OF_ASSAULTS),
+    )
+
+
+def _armed(code: str) -> tuple[tuple[str, float], ...]:
+    return (("FIREARM", FIREARM[code]),) if code in FIREARM else ()
+
+
 QUALIFIERS: dict[str, tuple[tuple[str, float], ...]] = {
-    "SUDDEN_DEATH": (("CHILD", 0.04),),
-    "SUICIDE": (("CHILD", 0.03),),
-    "RTC_FATAL": (("CHILD", 0.04), ("MASS_CASUALTY", 0.01)),
+    "SUDDEN_DEATH": (("CHILD", CHILD_SUDDEN_DEATH),),
+    "SUICIDE": (("CHILD", CHILD_DEATH_SHARE_OF_SUICIDES),),
+    "RTC_FATAL": (("CHILD", CHILD_DEATH_SHARE_OF_ROAD_DEATHS), ("MASS_CASUALTY", 0.01)),
+    # A child seriously injured in a serious assault (assumption: 1 in 50).
     "SERIOUS_ASSAULT": (
         ("KNIFE", 0.35),
-        ("CHILD", 0.06),
-        ("FIREARM", 0.05),
-        ("OFFICER_INJURED", 0.03),
+        ("CHILD", 0.02),
+        *_armed("SERIOUS_ASSAULT"),
+        *_officer("SERIOUS_ASSAULT"),
         ("MASS_CASUALTY", 0.0002),
     ),
-    "CONCERN_FOR_WELFARE": (("CHILD", 0.15), ("FIREARM", 0.003), ("OFFICER_INJURED", 0.004)),
+    "CONCERN_FOR_WELFARE": (
+        ("CHILD", 0.15),
+        *_armed("CONCERN_FOR_WELFARE"),
+        *_officer("CONCERN_FOR_WELFARE"),
+    ),
     "MISSING_PERSON": (("CHILD", 0.65),),
     "DOMESTIC": (
         ("CHILD", 0.3),
         ("KNIFE", 0.01),
-        ("FIREARM", 0.005),
-        ("OFFICER_INJURED", 0.008),
+        *_armed("DOMESTIC"),
+        *_officer("DOMESTIC"),
     ),
-    "MENTAL_HEALTH": (("FIREARM", 0.01), ("OFFICER_INJURED", 0.02), ("KNIFE", 0.02)),
+    "MENTAL_HEALTH": (*_armed("MENTAL_HEALTH"), *_officer("MENTAL_HEALTH"), ("KNIFE", 0.02)),
     "ASSAULT": (
         ("CHILD", 0.08),
         ("KNIFE", 0.02),
-        ("FIREARM", 0.005),
-        ("OFFICER_INJURED", 0.02),
+        *_armed("ASSAULT"),
+        *_officer("ASSAULT"),
     ),
     "SEXUAL_OFFENCE": (("CHILD", 0.25),),
-    "PUBLIC_ORDER": (("KNIFE", 0.01), ("FIREARM", 0.01), ("OFFICER_INJURED", 0.03)),
-    "DRUGS": (("OFFICER_INJURED", 0.01), ("KNIFE", 0.01)),
-    "SUSPICIOUS": (("FIREARM", 0.02), ("KNIFE", 0.005), ("OFFICER_INJURED", 0.003)),
-    "RTC_INJURY": (("CHILD", 0.08), ("OFFICER_INJURED", 0.005)),
+    "PUBLIC_ORDER": (("KNIFE", 0.01), *_armed("PUBLIC_ORDER"), *_officer("PUBLIC_ORDER")),
+    "DRUGS": (*_officer("DRUGS"), ("KNIFE", 0.01)),
+    "SUSPICIOUS": (*_armed("SUSPICIOUS"), ("KNIFE", 0.005), *_officer("SUSPICIOUS")),
+    "RTC_INJURY": (("CHILD", 0.08), *_officer("RTC_INJURY")),
 }
 # Armed officers sent to a FIREARM incident (assumption: an armed response vehicle crew or two).
 FIREARMS_OFFICERS = ((2, 0.6), (3, 0.25), (4, 0.15))

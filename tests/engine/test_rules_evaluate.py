@@ -22,6 +22,7 @@ from models import (
     Decision,
     Exposure,
     OutboxMessage,
+    table_of,
 )
 from tests.engine.rulekit import (
     AS_OF,
@@ -39,7 +40,7 @@ DAY = timedelta(days=1)
 
 def rows(engine, model, *where):
     with engine.connect() as conn:
-        return conn.execute(sa.select(model.__table__).where(*where)).all()
+        return conn.execute(sa.select(table_of(model)).where(*where)).all()
 
 
 def run(engine, snapshots, exposures=(), *, at=AS_OF, pack=None, marks=None):
@@ -113,14 +114,14 @@ def test_cooldown_and_open_alert_dedup_across_evaluations(db):
 
     more = run(db, [snapshot("S1", tier2plus_exposures_30d=4)], at=AS_OF + 2 * DAY)
     assert (more.decisions, more.alerts_opened) == (1, 0)
-    latest = rows(db, Decision, Decision.__table__.c.seq == 2)[0]
+    latest = rows(db, Decision, table_of(Decision).c.seq == 2)[0]
     assert (latest.outcome, latest.alert_id) == ("suppressed_open_alert", alert.id)
 
     with db.begin() as conn:
         alert_ops.resolve(conn, alert.id, "S2", "support_offered", AS_OF + 3 * DAY)
     cooling = run(db, [snapshot("S1", tier2plus_exposures_30d=4)], at=AS_OF + 4 * DAY)
     assert (cooling.decisions, cooling.alerts_opened) == (1, 0)
-    assert rows(db, Decision, Decision.__table__.c.seq == 3)[0].outcome == "suppressed_cooldown"
+    assert rows(db, Decision, table_of(Decision).c.seq == 3)[0].outcome == "suppressed_cooldown"
 
     still = run(db, [snapshot("S1", tier2plus_exposures_30d=4)], at=AS_OF + 20 * DAY)
     assert still.people_evaluated == 0  # same figures, and the cooldown has not ended yet
@@ -158,7 +159,7 @@ def test_the_database_refuses_a_second_open_alert_for_a_person_and_rule(db):
     (alert,) = rows(db, Alert)
     copy = {c: v for c, v in alert._mapping.items() if c != "id"}
     with pytest.raises(sa.exc.IntegrityError), db.begin() as conn:
-        conn.execute(Alert.__table__.insert(), copy)
+        conn.execute(table_of(Alert).insert(), copy)
 
 
 def test_a_person_who_moved_team_the_day_before_alerts_the_new_supervisor(db):
@@ -212,7 +213,7 @@ def test_scored_exposures_from_the_exposures_table_feed_the_exposure_rules(db):
         for h in (1, 9)
     ]
     with db.begin() as conn:
-        conn.execute(Exposure.__table__.insert(), scored)
+        conn.execute(table_of(Exposure).insert(), scored)
         recent = recent_exposures(conn, default_pack(), AS_OF)
     assert [e["ref"] for e in recent] == ["INC-1"]
     summary = run(db, [snapshot("S1")], recent)
@@ -276,13 +277,13 @@ def test_escalation_and_follow_ups_are_steps_the_scheduler_calls(db):
         assert alert_ops.escalate_overdue(conn, routing, AS_OF + timedelta(hours=71)) == []
         assert alert_ops.escalate_overdue(conn, routing, AS_OF + timedelta(hours=73)) == [trim.id]
         assert alert_ops.escalate_overdue(conn, routing, AS_OF + timedelta(hours=90)) == []
-    escalations = rows(db, OutboxMessage, OutboxMessage.__table__.c.kind == "escalation")
+    escalations = rows(db, OutboxMessage, table_of(OutboxMessage).c.kind == "escalation")
     assert [(m.recipient, m.channel) for m in escalations] == [("wellbeing@force.example", "email")]
 
     with db.begin() as conn:
         assert len(alert_ops.send_follow_ups(conn, routing, AS_OF + timedelta(hours=73))) == 1
         assert alert_ops.send_follow_ups(conn, routing, AS_OF + 4 * DAY) == []
-    reminders = rows(db, OutboxMessage, OutboxMessage.__table__.c.kind == "follow_up")
+    reminders = rows(db, OutboxMessage, table_of(OutboxMessage).c.kind == "follow_up")
     assert {m.recipient for m in reminders} == {"S2", "wellbeing@force.example"}
     assert json.loads(reminders[0].payload)["follow_up"] == "72h"
     with db.begin() as conn:
@@ -292,7 +293,7 @@ def test_escalation_and_follow_ups_are_steps_the_scheduler_calls(db):
     # The 72h reminder was queued, never sent: resolving the alert as not needed stops it too
     # (a follow-up is sent only when its message goes out, engine.delivery).
     assert statuses == [("28d", "cancelled"), ("72h", "cancelled")]
-    reminders = rows(db, OutboxMessage, OutboxMessage.__table__.c.kind == "follow_up")
+    reminders = rows(db, OutboxMessage, table_of(OutboxMessage).c.kind == "follow_up")
     assert {m.status for m in reminders} == {"cancelled"}
 
 
@@ -303,7 +304,7 @@ def test_opting_out_forgets_alerts_and_blanks_the_decision_log(db):
     assert gone == {"alerts": 3, "outbox": 7, "follow_ups": 1, "events": 3, "decisions_erased": 3}
     assert [a.staff_id for a in rows(db, Alert)] == ["S2"]
     assert {o.alert_id for o in rows(db, OutboxMessage)} == {rows(db, Alert)[0].id}
-    erased = rows(db, Decision, Decision.__table__.c.staff_id == "S1")
+    erased = rows(db, Decision, table_of(Decision).c.staff_id == "S1")
     assert all(d.input is None and d.explanation is None for d in erased)
     with db.connect() as conn:
         checked = verify(conn)
