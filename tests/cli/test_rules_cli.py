@@ -180,3 +180,26 @@ def test_the_audit_key_comes_from_the_settings(run, with_alerts):
     missing = run("audit", "checkpoint", env={"TT_AUDIT_KEY": ""})
     assert missing.exit_code == 2
     assert "signing a checkpoint needs TT_AUDIT_KEY or TT_AUDIT_KEY_FILE" in missing.output
+
+
+@pytest.mark.parametrize("command", ["validate", "test"])
+def test_a_threshold_of_1e999_is_a_validation_error_not_an_engine_crash(runner, tmp_path, command):
+    folder = copy_rules(tmp_path / "rules")
+    cluster = folder / "interventions" / "cluster.yaml"
+    cluster.write_text(cluster.read_text().replace(">= 3", ">= 1e999"))
+    result = runner.invoke(main, ["rules", command, str(folder)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    (line,) = [line for line in result.output.splitlines() if "1e999" in line]
+    assert line.startswith(f"{cluster}:") and "1e999 is out of range" in line
+    assert "Traceback" not in result.output
+
+
+def test_rules_validate_refuses_a_billion_laughs_file_quickly(runner, tmp_path):
+    folder = copy_rules(tmp_path / "rules")
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    laughs = folder / "interventions" / "laughs.yaml"
+    laughs.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(main, ["rules", "validate", str(folder)])
+    assert result.exit_code == 1
+    assert f"{laughs}:1: aliases (*name) expand to more than 10000 values" in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,121 @@ def test_rules_test_reports_the_conditions_that_went_the_other_way(tmp_path):
     assert "expected to fire, it did not" in text
     assert "trauma_points_90d >= 12 (actual 11: false)" in text
     assert "cancelled_rest_days_90d" not in text  # that one held
+
+
+# --- hostile and careless files (issue 15 section 3, issue 14 section 4) ---------------------
+
+
+def billion_laughs(levels: int = 9) -> str:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, levels + 1):
+        lines.append(f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\nid: lol\n"
+
+
+def test_a_billion_laughs_file_is_refused_quickly_with_its_line(tmp_path):
+    started = time.monotonic()
+    problem = only(problems_for(tmp_path, billion_laughs()))
+    assert time.monotonic() - started < 2
+    assert problem.endswith("new.yaml:1: aliases (*name) expand to more than 10000 values")
+
+
+def test_too_many_aliases_are_refused_at_the_first_one_past_the_bound(tmp_path):
+    text = "x: &x 1\nys:\n" + "".join("  - *x\n" for _ in range(150))
+    problem = only(problems_for(tmp_path, text))
+    assert problem.endswith("new.yaml:103: more than 100 aliases (*name); write the values out")
+
+
+def test_a_file_nested_5000_levels_is_refused_with_its_line(tmp_path):
+    started = time.monotonic()
+    text = GOOD.replace("cooldown: 14d", "deep:\n  " + "[" * 5000 + "]" * 5000)
+    problem = only(problems_for(tmp_path, text))
+    assert time.monotonic() - started < 2
+    assert problem.endswith("new.yaml:12: nested more than 40 levels deep")
+    block = "- " * 5000 + "x\n"  # a list in a list in a list ...
+    assert only(problems_for(tmp_path / "block", block)).endswith(
+        "new.yaml:1: nested more than 40 levels deep"
+    )
+
+
+def test_an_alias_that_contains_itself_is_refused(tmp_path):
+    problem = only(problems_for(tmp_path, GOOD.replace("cooldown: 14d", "loop: &loop [*loop]")))
+    assert "new.yaml:11: nested more than 40 levels deep (through aliases)" in problem
+
+
+def test_a_rule_file_over_the_size_cap_is_refused_unread(tmp_path):
+    text = GOOD + "# " + "x" * (1024 * 1024) + "\n"
+    problem = only(problems_for(tmp_path, text))
+    assert problem == f"{tmp_path}/rules/interventions/new.yaml: larger than 1024 KiB: " + (
+        "a rule file is not that big"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("2025-02-30", "can't read '2025-02-30': day is out of range for month"),
+        ("9" * 5000, "can't read '999999999999999999999999999999... (5000 characters)'"),
+    ],
+)
+def test_a_yaml_value_python_cannot_build_is_a_problem_with_its_line(tmp_path, value, words):
+    problem = only(problems_for(tmp_path, GOOD.replace("cooldown: 14d", f"extra: {value}")))
+    assert f"new.yaml:11: {words}" in problem
+
+
+@pytest.mark.parametrize(
+    ("threshold", "shown", "words"),
+    [
+        ("1e999", "1e999", "is out of range"),
+        ("-1e999", "-1e999", "is out of range"),
+        ("1e16", "1e16", "is out of range"),
+        ("-9223372036854775809", "-9223372036854775809", "is out of range"),
+        ("9" * 5000, "9" * 30 + "... (5000 characters)", "is out of range"),
+    ],
+)
+def test_a_threshold_out_of_the_engines_range_is_a_validation_error(
+    tmp_path, threshold, shown, words
+):
+    text = GOOD.replace("trauma_points_30d >= 5", f"trauma_points_30d >= {threshold}")
+    problem = only(problems_for(tmp_path, text))
+    assert "new.yaml:6: " in problem and f": {shown} {words}" in problem
+    assert "between -10^15 and 10^15" in problem and len(problem.split("new.yaml:6: ")[1]) < 250
+
+
+def test_a_list_value_out_of_range_is_a_validation_error(tmp_path):
+    text = GOOD.replace("trauma_points_30d >= 5", "trauma_points_30d in [1, 1e400]")
+    assert "1e400 is out of range" in only(problems_for(tmp_path, text))
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", "1.0e+999", "100000000000000000000"])
+def test_a_test_value_out_of_range_is_a_validation_error(tmp_path, value):
+    text = GOOD.replace("cancelled_rest_days_30d: 2}", f"cancelled_rest_days_30d: {value}}}")
+    problem = only(problems_for(tmp_path, text))
+    assert "new.yaml:13: tests[0].given.cancelled_rest_days_30d: " in problem
+    assert "is not a number" in problem or "is out of range" in problem
+
+
+def test_a_duration_beyond_a_century_is_a_validation_error(tmp_path):
+    problem = only(problems_for(tmp_path, GOOD.replace("cooldown: 14d", "cooldown: 99999999999d")))
+    assert "new.yaml:11: cooldown: 99999999999d is longer than 100 years" in problem
+
+
+@pytest.mark.parametrize(
+    ("block", "line"),
+    [
+        (
+            "  all:\n    - trauma_points_30d >= 5\n    - any\n"
+            "        - cancelled_rest_days_30d >= 3\n        - open_investigations >= 2\n",
+            7,
+        ),
+        ("  any\n    - cancelled_rest_days_30d >= 3\n    - open_investigations >= 2\n", 4),
+        ("  all:\n    - trauma_points_30d >= 5\n    - not\n", 7),
+    ],
+)
+def test_a_group_missing_its_colon_says_so(tmp_path, block, line):
+    start = GOOD.index("  all:")
+    text = GOOD[:start] + block + GOOD[GOOD.index("notify:") :]
+    problem = only(problems_for(tmp_path, text))
+    assert f"new.yaml:{line}: " in problem
+    assert "needs a colon to start a group: write `" in problem
+    assert "bad operator" not in problem
