@@ -202,10 +202,12 @@ def _parse_value(text: str, allow_list: bool) -> tuple[Any, str]:
     number = _NUMBER.match(text)
     if number:
         literal = number.group(0)
-        # An integer of thousands of digits can't even be converted; as a float it is simply
-        # too big.
-        exact = not (number.group(1) or number.group(2)) and len(literal) <= 20
-        value = int(literal) if exact else float(literal)
+        if number.group(1) or number.group(2):
+            value: int | float = float(literal)
+        elif len(literal.lstrip("-")) > 19:  # beyond 64 bits, and int() refuses 4,300 digits
+            raise ValueError(f"{_shortened(literal)} {number_problem(2**64)}")
+        else:
+            value = int(literal)
         problem = number_problem(value)
         if problem:
             raise ValueError(f"{_shortened(literal)} {problem}")

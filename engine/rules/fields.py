@@ -74,17 +74,17 @@ def unknown_field_message(name: str, kind: str) -> str:
     return f"unknown field {name!r}{hint}{extra}"
 
 
-# durable_rules reads numbers as 64-bit integers or doubles, and misjudges comparisons beyond
-# them (a fact of -2^63 - 2 meets `>= -2^63 - 1`); no welfare figure comes near this bound.
-NUMBER_LIMIT = 10**15
+# durable_rules reads whole numbers as 64-bit integers and misjudges comparisons beyond them
+# (a fact of -2^63 - 2 meets `>= -2^63 - 1`); it can't read infinity or NaN at all.
+INTEGER_LIMIT = 2**63 - 1
 
 
 def number_problem(value: int | float) -> str | None:
     """Why `value` can't be a number in a rule (threshold or test value), or None."""
-    if isinstance(value, float) and math.isnan(value):
-        return "is not a number"
-    if not abs(value) <= NUMBER_LIMIT:
-        return "is out of range: a number in a rule lies between -10^15 and 10^15"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "is not a finite number"
+    if abs(value) > INTEGER_LIMIT:
+        return "is out of range: a whole number in a rule lies between -(2^63 - 1) and 2^63 - 1"
     return None
 
 
@@ -92,8 +92,8 @@ def typed(value: Any, kind: str) -> Any:
     """`value` if it is of field type `kind`, else None (treated as missing by every rule).
 
     Both the engine and the Python explanation see the result, so they agree on odd input: a
-    boolean is not a number here (Python would say True == 1), and NaN, infinity and numbers
-    beyond NUMBER_LIMIT are no value at all.
+    boolean is not a number here (Python would say True == 1), and NaN, infinity and whole
+    numbers beyond 64 bits are no value at all.
     """
     if kind == NUMBER:
         if isinstance(value, bool) or not isinstance(value, int | float):

@@ -276,10 +276,10 @@ def test_a_yaml_value_python_cannot_build_is_a_problem_with_its_line(tmp_path, v
 @pytest.mark.parametrize(
     ("threshold", "shown", "words"),
     [
-        ("1e999", "1e999", "is out of range"),
-        ("-1e999", "-1e999", "is out of range"),
-        ("1e16", "1e16", "is out of range"),
+        ("1e999", "1e999", "is not a finite number"),
+        ("-1e999", "-1e999", "is not a finite number"),
         ("-9223372036854775809", "-9223372036854775809", "is out of range"),
+        ("9223372036854775808", "9223372036854775808", "is out of range"),
         ("9" * 5000, "9" * 30 + "... (5000 characters)", "is out of range"),
     ],
 )
@@ -289,12 +289,12 @@ def test_a_threshold_out_of_the_engines_range_is_a_validation_error(
     text = GOOD.replace("trauma_points_30d >= 5", f"trauma_points_30d >= {threshold}")
     problem = only(problems_for(tmp_path, text))
     assert "new.yaml:6: " in problem and f": {shown} {words}" in problem
-    assert "between -10^15 and 10^15" in problem and len(problem.split("new.yaml:6: ")[1]) < 250
+    assert len(problem.split("new.yaml:6: ")[1]) < 250
 
 
 def test_a_list_value_out_of_range_is_a_validation_error(tmp_path):
     text = GOOD.replace("trauma_points_30d >= 5", "trauma_points_30d in [1, 1e400]")
-    assert "1e400 is out of range" in only(problems_for(tmp_path, text))
+    assert "1e400 is not a finite number" in only(problems_for(tmp_path, text))
 
 
 @pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", "1.0e+999", "100000000000000000000"])
@@ -302,7 +302,7 @@ def test_a_test_value_out_of_range_is_a_validation_error(tmp_path, value):
     text = GOOD.replace("cancelled_rest_days_30d: 2}", f"cancelled_rest_days_30d: {value}}}")
     problem = only(problems_for(tmp_path, text))
     assert "new.yaml:13: tests[0].given.cancelled_rest_days_30d: " in problem
-    assert "is not a number" in problem or "is out of range" in problem
+    assert "is not a finite number" in problem or "is out of range" in problem
 
 
 def test_a_duration_beyond_a_century_is_a_validation_error(tmp_path):
