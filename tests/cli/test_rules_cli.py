@@ -189,8 +189,8 @@ def test_a_threshold_of_1e999_is_a_validation_error_not_an_engine_crash(runner, 
     cluster.write_text(cluster.read_text().replace(">= 3", ">= 1e999"))
     result = runner.invoke(main, ["rules", command, str(folder)])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
-    (line,) = [line for line in result.output.splitlines() if "1e999" in line]
-    assert line.startswith(f"{cluster}:") and "1e999 is not a finite number" in line
+    (line,) = [line for line in result.output.splitlines() if line.startswith(f"{cluster}:")]
+    assert "1e999 is not a finite number" in line
     assert "Traceback" not in result.output
 
 
