@@ -10,20 +10,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from engine import alerts as alert_ops
 from engine.quiet_hours import Hold, severity_of
 from engine.rules.pack import Routing
+from engine.sqltime import LONDON
 from models import PersonVersion, table_of
 from notifications import outbox
 from notifications.base import Item, Notification
 
 log = logging.getLogger(__name__)
 
-LONDON = ZoneInfo("Europe/London")
 people_t = table_of(PersonVersion)
 
 

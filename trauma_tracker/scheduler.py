@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -31,6 +30,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from engine import service_runs
+from engine.sqltime import LONDON
 from models.db import make_engine, require_current
 from trauma_tracker import metrics
 from trauma_tracker.election import AlreadyRunning, scheduler_lock
@@ -39,7 +39,6 @@ from trauma_tracker.settings import Settings
 
 log = logging.getLogger("trauma_tracker.scheduler")
 
-LONDON = ZoneInfo("Europe/London")
 EVALUATE_SECONDS = 15 * 60
 DISPATCH_SECONDS = 5
 ESCALATION_SECONDS = 5 * 60

@@ -25,14 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from engine.oversight.disclosure import FORCE, Hierarchy, UnitNode, suppress
-from engine.sqltime import bind_date, bind_datetime, read_datetime
+from engine.sqltime import LONDON, bind_date, bind_datetime, read_datetime
 
-LONDON = ZoneInfo("Europe/London")
 LEVELS = ("team", "department", "area")
 MONTHS = 12
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.alerts import LONDON, OUTCOMES
-from engine.sqltime import read_datetime
+from engine.alerts import OUTCOMES
+from engine.sqltime import LONDON, read_datetime
 from models import Alert, table_of
 
 alerts_t = table_of(Alert)

@@ -16,9 +16,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.alerts import LONDON, PeopleDirectory, event_row, force_day
+from engine.alerts import PeopleDirectory, event_row, force_day
 from engine.rules.pack import Routing
-from engine.sqltime import read_datetime
+from engine.sqltime import LONDON, read_datetime
 from models import (
     Alert,
     AlertAssignment,
