@@ -21,7 +21,7 @@ import bisect
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -52,6 +52,10 @@ people_t: sa.Table = PersonVersion.__table__
 
 class AlertError(Exception):
     """An alert that does not exist, or a change its state does not allow."""
+
+
+class UnknownAlert(AlertError):
+    """No alert has this id (bad input, where a state refusal is a problem found)."""
 
 
 class NoRecipient(AlertError):
@@ -215,7 +219,7 @@ def event_row(alert_id: int, at: datetime, actor: str, action: str, **detail: An
 def _alert(conn: sa.Connection, alert_id: int) -> Any:
     row = conn.execute(sa.select(alerts_t).where(alerts_t.c.id == alert_id)).first()
     if row is None:
-        raise AlertError(f"no alert {alert_id}")
+        raise UnknownAlert(f"no alert {alert_id}")
     return row
 
 
@@ -388,16 +392,37 @@ def send_follow_ups(conn: sa.Connection, routing: Routing, now: datetime) -> lis
     return sent
 
 
-def list_alerts(conn: sa.Connection, status: str = "open") -> list[dict[str, Any]]:
-    """Alerts as CONTRACT's `alerts --json`.
+def list_alerts(
+    conn: sa.Connection,
+    status: str = "open",
+    *,
+    recipient: str | None = None,
+    unit: str | None = None,
+    rule: str | None = None,
+) -> list[dict[str, Any]]:
+    """Alerts as CONTRACT's `alerts --json`, oldest first.
 
-    `status` is open, acknowledged, resolved, unresolved (open or acknowledged) or all.
+    `status` is open, acknowledged, resolved, unresolved (open or acknowledged) or all;
+    `recipient` keeps the alerts sent to that staff id or address, `unit` those about a person
+    who was in that unit on the day the alert opened (London calendar: the team whose
+    supervisor heard about it), `rule` those of that rule id.
     """
     query = sa.select(alerts_t).order_by(alerts_t.c.opened_at, alerts_t.c.id)
     if status == "unresolved":
         query = query.where(alerts_t.c.status != "resolved")
     elif status != "all":
         query = query.where(alerts_t.c.status == status)
+    if rule is not None:
+        query = query.where(alerts_t.c.rule_id == rule)
+    if recipient is not None:  # the recipients are JSON text: LIKE finds candidates
+        escaped = recipient.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(alerts_t.c.recipients.like(f'%"{escaped}"%', escape="\\"))
+    rows = conn.execute(query).all()
+    if recipient is not None:
+        rows = [r for r in rows if recipient in (x["to"] for x in json.loads(r.recipients))]
+    if unit is not None:
+        people = PeopleDirectory.load(conn, {r.staff_id for r in rows})
+        rows = [r for r in rows if _unit_on(people, r.staff_id, r.opened_at) == unit]
     return [
         {
             "alert_id": row.id,
@@ -410,8 +435,17 @@ def list_alerts(conn: sa.Connection, status: str = "open") -> list[dict[str, Any
             "outcome": row.outcome,
             "escalated": row.escalated_at is not None,
         }
-        for row in conn.execute(query)
+        for row in rows
     ]
+
+
+def _unit_on(people: PeopleDirectory, staff_id: str, opened_at: datetime) -> str | None:
+    version = people.at(staff_id, force_day(_aware(opened_at)))
+    return version.unit_id if version else None
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def forget_person(conn: sa.Connection, staff_id: str, now: datetime) -> dict[str, int]:

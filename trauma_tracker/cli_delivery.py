@@ -10,36 +10,36 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Any, NoReturn
-from zoneinfo import ZoneInfo
+from typing import Any
 
 import click
 
-from engine.rules.active import NoValidRuleset
-from notifications import outbox as outbox_ops
+from trauma_tracker.cli_options import (
+    PROBLEM,
+    USAGE,
+    Group,
+    LazyChoice,
+    json_option,
+    moment_option,
+)
+from trauma_tracker.cli_options import fail as _fail
 
-LONDON = ZoneInfo("Europe/London")
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    click.echo(f"trauma-tracker: {message}", err=True)
-    sys.exit(code)
-
-
-def _moment(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        _fail(f"--now {text!r} is not a time (use ISO 8601, e.g. 2026-03-29T07:00Z)")
-    return (moment if moment.tzinfo else moment.replace(tzinfo=LONDON)).astimezone(UTC)
+# The outbox and the dispatcher (and with them the database layer) are imported inside each
+# command, so that `trauma-tracker --help` does not wait for them.
 
 
 def _london(text: str | None) -> str:
+    from engine.sqltime import LONDON
+
     if not text:
         return "-"
     return datetime.fromisoformat(text).astimezone(LONDON).strftime("%Y-%m-%d %H:%M")
+
+
+def _statuses() -> list[str]:
+    from notifications.outbox import STATUSES
+
+    return [*STATUSES, "all"]
 
 
 def _print_health(health: dict[str, dict[str, Any]]) -> None:
@@ -53,19 +53,19 @@ def _print_health(health: dict[str, dict[str, Any]]) -> None:
 
 
 @click.command("notify")
-@click.option("--now", "now_text", help="Run as if at this time (ISO 8601); default now.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@moment_option("--now", "now", what="Run as if at this time")
+@json_option
 @click.pass_obj
-def notify(obj: Any, now_text: str | None, as_json: bool) -> None:
+def notify(obj: Any, now: datetime | None, as_json: bool) -> None:
     """Send what is due in the outbox once (email, Teams), then report.
 
     Messages inside quiet hours, or for a recipient whose digest window is still open, are
     deferred; a channel that is not configured is named with the missing setting and its
     messages stay pending. Exit 1 when a message failed for good in this run.
     """
+    from engine.rules.active import NoValidRuleset
     from trauma_tracker.delivery import dispatch_now
 
-    now = _moment(now_text)
     try:
         report = dispatch_now(obj.settings, obj.current_engine(), now=now)
     except NoValidRuleset as error:
@@ -90,15 +90,14 @@ def notify(obj: Any, now_text: str | None, as_json: bool) -> None:
         sys.exit(1)
 
 
-STATUS = click.Choice([*outbox_ops.STATUSES, "all"])
-
-
-@click.group("outbox", invoke_without_command=True)
-@click.option("--status", type=STATUS, default="pending", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.group("outbox", cls=Group, invoke_without_command=True)
+@click.option("--status", type=LazyChoice(_statuses), default="pending", show_default=True)
+@json_option
 @click.pass_context
 def outbox(ctx: click.Context, status: str, as_json: bool) -> None:
     """List outbox messages (channel, recipient, attempts, last error) and channel health."""
+    from notifications import outbox as outbox_ops
+
     if ctx.invoked_subcommand is not None:
         return
     with ctx.obj.current_engine().connect() as conn:
@@ -128,11 +127,20 @@ def outbox(ctx: click.Context, status: str, as_json: bool) -> None:
 @click.pass_obj
 def retry(obj: Any, message_id: int) -> None:
     """Put a failed message back to pending, due now."""
+    import sqlalchemy as sa
+
+    from models import OutboxMessage, table_of
+    from notifications import outbox as outbox_ops
+
     with obj.current_engine().begin() as conn:
+        messages = table_of(OutboxMessage)
+        found = conn.execute(sa.select(messages.c.id).where(messages.c.id == message_id)).first()
+        if found is None:  # an unknown id is bad input, as an unknown alert or staff id is
+            _fail(f"no outbox message {message_id}", USAGE)
         try:
             outbox_ops.retry(conn, message_id, datetime.now(UTC))
         except outbox_ops.OutboxError as error:
-            _fail(str(error), 1)
+            _fail(str(error), PROBLEM)
     click.echo(f"outbox message {message_id} is pending again; `notify` sends it")
 
 

@@ -11,42 +11,27 @@ import json
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, NoReturn
-from zoneinfo import ZoneInfo
+from typing import Any
 
 import click
 
-from engine import alerts as alert_ops
-from engine import audit as audit_ops
-from engine.rules.active import NoValidRuleset, last_good, load_active
-from engine.rules.backtest import backtest as run_backtest
-from engine.rules.backtest import compare
-from engine.rules.pack import load_pack
-from engine.rules.testing import run_tests
-from engine.yamlfile import RuleFileError
+from trauma_tracker.cli_options import (
+    PROBLEM,
+    USAGE,
+    Group,
+    LazyChoice,
+    json_option,
+    moment_option,
+)
+from trauma_tracker.cli_options import fail as _fail
 
-LONDON = ZoneInfo("Europe/London")
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    click.echo(f"trauma-tracker: {message}", err=True)
-    sys.exit(code)
+# The engine (and with it the database layer, the rules engine and polars) is imported inside
+# each command, so that `trauma-tracker --help` does not wait for it.
 
 
 def audit_key(obj: Any) -> bytes | None:
     """The checkpoint signing key from the settings (TT_AUDIT_KEY or TT_AUDIT_KEY_FILE)."""
     return obj.settings.audit_key_bytes
-
-
-def _moment(text: str | None) -> datetime:
-    """ISO 8601; without an offset it is Europe/London local time (CONTRACT section 1)."""
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        _fail(f"{text!r} is not a date or time (use ISO 8601, e.g. 2025-06-02T09:00Z)")
-    return (moment if moment.tzinfo else moment.replace(tzinfo=LONDON)).astimezone(UTC)
 
 
 def _day(text: str) -> date:
@@ -65,6 +50,8 @@ def _print_json(value: Any) -> None:
 
 
 def _active(obj: Any, conn):
+    from engine.rules.active import NoValidRuleset, load_active
+
     try:
         active = load_active(conn, obj.settings.rules_dir, datetime.now(UTC))
     except NoValidRuleset as error:
@@ -83,7 +70,7 @@ def _active(obj: Any, conn):
 DIRECTORY = click.argument("directory", required=False, type=click.Path(path_type=Path))
 
 
-@click.group("rules")
+@click.group("rules", cls=Group)
 def rules() -> None:
     """Validate, test and backtest the intervention rules."""
 
@@ -93,6 +80,9 @@ def rules() -> None:
 @click.pass_obj
 def validate(obj: Any, directory: Path | None) -> None:
     """Check every rule file; print each problem as FILE:LINE: message (exit 1 if any)."""
+    from engine.rules.pack import load_pack
+    from engine.yamlfile import RuleFileError
+
     folder = _rules_dir(obj, directory)
     problems = []
     try:
@@ -120,6 +110,10 @@ def validate(obj: Any, directory: Path | None) -> None:
 @click.pass_obj
 def test(obj: Any, directory: Path | None) -> None:
     """Run every rule file's tests through the engine; print each failure (exit 1 if any)."""
+    from engine.rules.pack import load_pack
+    from engine.rules.testing import run_tests
+    from engine.yamlfile import RuleFileError
+
     try:
         pack = load_pack(_rules_dir(obj, directory))
     except RuleFileError as error:
@@ -152,13 +146,19 @@ def _print_backtest(title: str, report) -> None:
 @click.option("--from", "start", required=True, help="First day, YYYY-MM-DD.")
 @click.option("--to", "end", required=True, help="Last day, YYYY-MM-DD.")
 @click.option("--step", type=click.Choice(["day", "week"]), default="week", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def backtest(obj: Any, directory: Path | None, start: str, end: str, step: str, as_json: bool):
     """What the rules would have opened over stored history; creates no alert.
 
     Given a folder that differs from the running ruleset, both are run and compared.
     """
+    from engine.rules.active import last_good
+    from engine.rules.backtest import backtest as run_backtest
+    from engine.rules.backtest import compare
+    from engine.rules.pack import load_pack
+    from engine.yamlfile import RuleFileError
+
     first, last = _day(start), _day(end)
     if last < first:
         _fail("--to is before --from")
@@ -204,18 +204,95 @@ def backtest(obj: Any, directory: Path | None, start: str, end: str, step: str, 
 # --- alerts ----------------------------------------------------------------------------------
 
 STATUS = click.Choice(["open", "acknowledged", "resolved", "unresolved", "all"])
+# The listing's options: given before a subcommand (`alerts --status all ack 11`), they are
+# carried to `list`, and set aside with a note for a subcommand that acts on one alert.
+LISTING_VALUES = ("--status", "--recipient", "--unit", "--rule")
 
 
-@click.group("alerts", invoke_without_command=True)
+def _outcomes() -> tuple[str, ...]:
+    from engine.alerts import OUTCOMES
+
+    return OUTCOMES
+
+
+class AlertsGroup(Group):
+    """`alerts` alone, or with only the listing's options, is `alerts list` (CONTRACT's
+    `alerts [--status open|all]`); `alerts --status all ack 11` acknowledges alert 11."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if any(a in ("-h", "--help") for a in args[:1]):
+            return super().parse_args(ctx, args)
+        index, skip = None, False
+        for i, arg in enumerate(args):
+            if skip:
+                skip = False
+            elif arg in LISTING_VALUES:
+                skip = True  # its value follows
+            elif not arg.startswith("-") and arg in self.commands:
+                index = i
+                break
+        if index is None:
+            args = ["list", *args]
+        elif index > 0:
+            args = self._reorder(ctx, args[:index], args[index], args[index + 1 :])
+        return super().parse_args(ctx, args)
+
+    def _reorder(self, ctx, before: list[str], name: str, after: list[str]) -> list[str]:
+        command = self.commands[name]
+        takes = {option for p in command.params for option in getattr(p, "opts", ())}
+        kept: list[str] = []
+        dropped: list[str] = []
+        target, value_next = kept, False
+        for token in before:
+            if not value_next:
+                option = token.split("=", 1)[0]
+                if option == "--json" and option not in takes:
+                    raise click.UsageError(
+                        f"`alerts {name}` prints no JSON document: leave out --json", ctx
+                    )
+                listing = option in LISTING_VALUES
+                target = dropped if listing and option not in takes else kept
+                value_next = listing and "=" not in token
+            else:
+                value_next = False  # the option's value goes where the option went
+            target.append(token)
+        if dropped:
+            click.echo(
+                f"note: {' '.join(dropped)} chooses which alerts are listed; "
+                f"`alerts {name}` does not list, so it is left aside",
+                err=True,
+            )
+        return [name, *kept, *after]
+
+
+@click.group("alerts", cls=AlertsGroup)
+def alerts() -> None:
+    """List alerts (the default), show one, acknowledge or resolve one, and run the escalation
+    and follow-up steps. `alerts` with no subcommand is `alerts list`."""
+
+
+@alerts.command("list")
 @click.option("--status", type=STATUS, default="open", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-@click.pass_context
-def alerts(ctx: click.Context, status: str, as_json: bool) -> None:
-    """List alerts; acknowledge or resolve one; run the escalation and follow-up steps."""
-    if ctx.invoked_subcommand is not None:
-        return
-    with ctx.obj.current_engine().connect() as conn:
-        found = alert_ops.list_alerts(conn, status)
+@click.option("--recipient", metavar="WHO", help="Only alerts sent to this staff id or address.")
+@click.option(
+    "--unit", metavar="UNIT", help="Only alerts about people in this unit when they opened."
+)
+@click.option("--rule", "rule_id", metavar="RULE", help="Only alerts of this rule id.")
+@json_option
+@click.pass_obj
+def list_command(
+    obj: Any,
+    status: str,
+    recipient: str | None,
+    unit: str | None,
+    rule_id: str | None,
+    as_json: bool,
+) -> None:
+    """List alerts, oldest first (default: the open ones)."""
+    from engine import alerts as alert_ops
+
+    with obj.current_engine().connect() as conn:
+        found = alert_ops.list_alerts(conn, status, recipient=recipient, unit=unit, rule=rule_id)
     if as_json:
         _print_json(found)
         return
@@ -226,15 +303,112 @@ def alerts(ctx: click.Context, status: str, as_json: bool) -> None:
             f"{a['staff_id']:<10} {a['rule_id']}  -> {to}"
         )
     if not found:
-        click.echo(f"no {status if status != 'all' else ''} alerts".replace("  ", " "))
+        chosen = [f"{status} " if status != "all" else ""]
+        filters = [("sent to", recipient), ("in unit", unit), ("of rule", rule_id)]
+        chosen += [f" {label} {value}" for label, value in filters if value]
+        click.echo(f"no {chosen[0]}alerts{''.join(chosen[1:])}")
+
+
+def _london(text: str | None) -> str:
+    if not text:
+        return "-"
+    from engine.sqltime import LONDON
+
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment.astimezone(LONDON).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _escalate_after(obj: Any):
+    """routing.yaml's escalate.after, for "overdue"; None when the rule files can't be read."""
+    from engine.rules.pack import load_pack
+    from engine.yamlfile import RuleFileError
+
+    try:
+        return load_pack(obj.settings.rules_dir).routing.escalate_after
+    except RuleFileError:
+        return None
+
+
+@alerts.command("show")
+@click.argument("alert_id", type=int)
+@json_option
+@click.pass_obj
+def show(obj: Any, alert_id: int, as_json: bool) -> None:
+    """One alert: why it fired, whom it went to, its notes and its history."""
+    from engine.alert_view import alert_detail
+
+    engine = obj.current_engine()
+    detail = alert_detail(
+        engine, alert_id, now=datetime.now(UTC), escalate_after=_escalate_after(obj)
+    )
+    if detail is None:
+        _fail(f"no alert {alert_id}")
+    if as_json:
+        _print_json(detail)
+        return
+    _print_alert(detail)
+
+
+def _named(staff_id: str | None, name: str | None) -> str:
+    return f"{staff_id} ({name})" if name and name != staff_id else str(staff_id)
+
+
+def _print_alert(d: dict[str, Any]) -> None:
+    echo = click.echo
+    echo(f"alert {d['alert_id']}: {d['title']}")
+    echo(f"  person:   {_named(d['staff_id'], d['display_name'])}")
+    echo(f"  rule:     {d['rule_id']} (version {d['rule_version']}), severity {d['severity']}")
+    state = d["status"] + (" (overdue)" if d["overdue"] else "")
+    echo(f"  status:   {state}{', escalated' if d['escalated'] else ''}")
+    echo(f"  opened:   {_london(d['opened_at'])}")
+    if d["acknowledged_at"]:
+        echo(f"  acknowledged: {_london(d['acknowledged_at'])} by {d['acknowledged_by']}")
+    if d["resolved_at"]:
+        echo(
+            f"  resolved: {_london(d['resolved_at'])} by {d['resolved_by']}: "
+            f"{d['outcome_label'] or d['outcome']}"
+        )
+    echo("why it fired:")
+    if not d["explanation"]:
+        echo("  (the decision log's copy was erased)")
+    for condition in d["explanation"]:
+        echo(f"  {'held' if condition['result'] else 'not held'}: {condition['words']}")
+    echo("sent to:")
+    for r in d["sent_to"]:
+        echo(f"  {r['name']}: {_named(r['to'], r['display_name'])} by {', '.join(r['channels'])}")
+    if d["deliveries"]:
+        echo("messages:")
+    for m in d["deliveries"]:
+        sent = f", sent {_london(m['sent_at'])}" if m["sent_at"] else ""
+        echo(f"  {m['kind']} by {m['channel']} to {m['recipient']}: {m['status']}{sent}")
+    notes = [(e, e["detail"]["note"]) for e in d["history"] if e["detail"].get("note")]
+    echo("notes:")
+    if not notes:
+        echo("  none")
+    for event, note in notes:
+        echo(f"  {_london(event['at'])} {event['actor']} ({event['action']}): {note}")
+    echo("history:")
+    for e in d["history"]:
+        detail = {k: v for k, v in e["detail"].items() if k != "note" and v is not None}
+        more = "".join(
+            f" {k}={', '.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in detail.items()
+        )
+        echo(f"  {_london(e['at'])}  {_named(e['actor'], e['actor_name'])}  {e['action']}{more}")
 
 
 def _change(obj: Any, action, *args: Any) -> None:
+    """Run an alert change; an unknown alert exits 2 (as an unknown staff id does), a change
+    the alert's state does not allow exits 1."""
+    from engine import alerts as alert_ops
+
     with obj.current_engine().begin() as conn:
         try:
             action(conn, *args)
+        except alert_ops.UnknownAlert as error:
+            _fail(str(error), USAGE)
         except alert_ops.AlertError as error:
-            _fail(str(error), 1)
+            _fail(str(error), PROBLEM)
 
 
 @alerts.command("acknowledge")
@@ -243,7 +417,9 @@ def _change(obj: Any, action, *args: Any) -> None:
 @click.option("--note", help="Free text.")
 @click.pass_obj
 def acknowledge(obj: Any, alert_id: int, actor: str, note: str | None) -> None:
-    """Mark an open alert as acknowledged."""
+    """Mark an open alert as acknowledged (`ack` is the same)."""
+    from engine import alerts as alert_ops
+
     _change(obj, alert_ops.acknowledge, alert_id, actor, datetime.now(UTC), note)
     click.echo(f"alert {alert_id} acknowledged by {actor}")
 
@@ -251,50 +427,54 @@ def acknowledge(obj: Any, alert_id: int, actor: str, note: str | None) -> None:
 @alerts.command("resolve")
 @click.argument("alert_id", type=int)
 @click.option("--by", "actor", required=True, help="Who resolves (staff id or name).")
-@click.option("--outcome", type=click.Choice(alert_ops.OUTCOMES), required=True)
+@click.option("--outcome", type=LazyChoice(_outcomes), required=True)
 @click.option("--note", help="Free text about the conversation (no health details).")
 @click.pass_obj
 def resolve(obj: Any, alert_id: int, actor: str, outcome: str, note: str | None) -> None:
     """Close an alert with the outcome of the welfare conversation."""
+    from engine import alerts as alert_ops
+
     _change(obj, alert_ops.resolve, alert_id, actor, outcome, datetime.now(UTC), note)
     click.echo(f"alert {alert_id} resolved by {actor}: {outcome}")
 
 
 alerts.add_command(acknowledge, "ack")
 
-NOW = click.option("--now", "now_text", help="Run as if at this time (ISO 8601); default now.")
+NOW = moment_option("--now", "now", what="Run as if at this time")
 
 
 @alerts.command("escalate")
 @NOW
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_obj
-def escalate(obj: Any, now_text: str | None, as_json: bool) -> None:
+def escalate(obj: Any, now: datetime | None, as_json: bool) -> None:
     """Escalate alerts not acknowledged within routing's escalate.after (a scheduler step)."""
-    now = _moment(now_text)
+    from engine import alerts as alert_ops
+
     with obj.current_engine().begin() as conn:
         routing = _active(obj, conn).pack.routing
-        done = alert_ops.escalate_overdue(conn, routing, now)
+        done = alert_ops.escalate_overdue(conn, routing, now or datetime.now(UTC))
     _print_json({"escalated": done}) if as_json else click.echo(f"{len(done)} alerts escalated")
 
 
 @alerts.command("follow-ups")
 @NOW
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_obj
-def follow_ups(obj: Any, now_text: str | None, as_json: bool) -> None:
+def follow_ups(obj: Any, now: datetime | None, as_json: bool) -> None:
     """Queue the follow-up reminders now due (a scheduler step)."""
-    now = _moment(now_text)
+    from engine import alerts as alert_ops
+
     with obj.current_engine().begin() as conn:
         routing = _active(obj, conn).pack.routing
-        sent = alert_ops.send_follow_ups(conn, routing, now)
+        sent = alert_ops.send_follow_ups(conn, routing, now or datetime.now(UTC))
     _print_json({"follow_ups": sent}) if as_json else click.echo(f"{len(sent)} follow-ups queued")
 
 
 # --- audit -----------------------------------------------------------------------------------
 
 
-@click.group("audit")
+@click.group("audit", cls=Group)
 def audit() -> None:
     """Verify the decision log's hash chain, replay a decision, sign checkpoints."""
 
@@ -309,6 +489,8 @@ def audit() -> None:
 @click.pass_obj
 def verify(obj: Any, exported: Path | None) -> None:
     """Walk the chain; name the first bad entry and exit 1 if anything was changed."""
+    from engine import audit as audit_ops
+
     key = audit_key(obj)
     with obj.current_engine().connect() as conn:
         result = audit_ops.verify(conn, key)
@@ -333,10 +515,13 @@ def verify(obj: Any, exported: Path | None) -> None:
 
 @audit.command("replay")
 @click.argument("decision")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_obj
 def replay(obj: Any, decision: str, as_json: bool) -> None:
-    """Re-run one decision (its id, or its seq) from its stored input and ruleset."""
+    """Re-run one decision (its id, or its seq) from its stored input and ruleset, and compare
+    what it derives with every stored field (exit 1 if anything differs)."""
+    from engine import audit as audit_ops
+
     with obj.current_engine().connect() as conn:
         try:
             result = audit_ops.replay(conn, decision)
@@ -373,6 +558,8 @@ def replay(obj: Any, decision: str, as_json: bool) -> None:
 @click.pass_obj
 def checkpoint(obj: Any, target: Path | None) -> None:
     """Sign the chain's current end with the audit key (the nightly job)."""
+    from engine import audit as audit_ops
+
     key = audit_key(obj)
     if key is None:
         _fail("signing a checkpoint needs TT_AUDIT_KEY or TT_AUDIT_KEY_FILE")

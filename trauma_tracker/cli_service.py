@@ -22,10 +22,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from trauma_tracker.cli import Context, fail
+from trauma_tracker.cli_options import fail
+
+if TYPE_CHECKING:  # cli.py imports this module at its end
+    from trauma_tracker.cli import Context
 
 log = logging.getLogger("trauma_tracker.run")
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from trauma_tracker.cli_options import fail
 from trauma_tracker.settings import Settings
 
 if TYPE_CHECKING:  # cli.py imports this module at its end, so import it lazily
@@ -101,8 +102,6 @@ def _gunicorn_app(settings: Settings, host: str, port: int, workers: int):
 @click.pass_obj
 def serve(obj: Context, host: str, port: int, workers: int) -> None:
     """Serve the web app (default http://127.0.0.1:5000)."""
-    from trauma_tracker.cli import fail
-
     try:
         settings = check_serving(obj.settings, host)
     except click.UsageError as error:

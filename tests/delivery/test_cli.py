@@ -86,7 +86,7 @@ def test_outbox_lists_failures_with_their_error_and_retry_puts_one_back(database
 
         assert "pending again" in run("outbox", "retry", str(row_id)).stdout
         run("outbox", "retry", str(row_id), code=1)  # not failed any more
-        run("outbox", "retry", "999", code=1)
+        run("outbox", "retry", "999", code=2)  # no such message: bad input, as an unknown alert
         later = (NOON + timedelta(days=400)).isoformat()  # after the retry's due time
         assert json.loads(run("notify", "--json", "--now", later).stdout)["sent"] == 1
         assert json.loads(run("outbox", "--status", "all", "--json").stdout)[0]["status"] == "sent"
