@@ -6,34 +6,49 @@ can't be processed at all.
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import sqlalchemy as sa
 
-from engine.feeds import FEEDS
-from engine.ingest import BatchReport, Ingestor
-from engine.sources import ingest_files
-from integrations.base import FeedFormatError, SourceError
-from models.db import SchemaNotCurrent, make_engine, migrate, require_current
+from trauma_tracker.cli_options import (
+    Group,
+    LazyChoice,
+    fail,
+    json_option,
+    moment_option,
+)
 from trauma_tracker.settings import Settings, SettingsError
+
+if TYPE_CHECKING:  # the engine and the database layer are imported by the commands that run
+    import sqlalchemy as sa
+
+    from engine.ingest import BatchReport
 
 REJECTS_SHOWN = 20
 
 
+def _feed_names() -> list[str]:
+    from engine.feeds import FEEDS
+
+    return sorted(FEEDS)
+
+
 class Context:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, as_json: bool = False):
         self.settings = settings
+        self.as_json = as_json  # `trauma-tracker --json COMMAND`
         self._engine: sa.Engine | None = None
 
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
+            from models.db import make_engine
+
             self._engine = make_engine(self.settings.database_url)
         return self._engine
 
@@ -47,14 +62,14 @@ class Context:
 
         A SQLite file that does not exist is not created here: a command that reads must not
         leave an empty database behind (`init` creates one)."""
+        import sqlalchemy as sa
+
+        from models.db import SchemaNotCurrent, require_current
+
         url = sa.engine.make_url(self.settings.database_url)
         on_disk = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
         if on_disk and not Path(url.database).exists():
-            fail(
-                f"no database at {url.database}: run `trauma-tracker init` to create one, "
-                "or point --db (or TT_DATABASE_URL) at an existing one, e.g. the demo's "
-                "sqlite:///demo-data/tracker.sqlite"
-            )
+            fail(f"no database at {url.database}: {_where_to_point()}")
         try:
             require_current(self.engine)
         except SchemaNotCurrent as error:
@@ -62,18 +77,41 @@ class Context:
         return self.engine
 
 
-def fail(message: str, code: int = 2) -> None:
-    click.echo(f"trauma-tracker: {message}", err=True)
-    sys.exit(code)
+DEMO_DATABASE = Path("demo-data") / "tracker.sqlite"  # where `make demo` leaves it
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _where_to_point() -> str:
+    """What to do about a missing database: the demo's, when there is one here."""
+    if DEMO_DATABASE.exists():
+        return (
+            "the demo's database is here: put `--db sqlite:///demo-data/tracker.sqlite` before "
+            "the command, or export TT_DATABASE_URL=sqlite:///demo-data/tracker.sqlite"
+        )
+    return (
+        "run `trauma-tracker init` to create one, or point --db (or TT_DATABASE_URL) at an "
+        "existing one, e.g. the demo's sqlite:///demo-data/tracker.sqlite"
+    )
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="trauma-tracker", prog_name="trauma-tracker")
 @click.option("--db", "database_url", help="Database URL (default: TT_DATABASE_URL or SQLite).")
 @click.option("--rules", "rules_dir", type=click.Path(path_type=Path), help="Rules folder.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON document (as --json after the command does).",
+)
 @click.pass_context
-def main(ctx: click.Context, database_url: str | None, rules_dir: Path | None) -> None:
-    """Trauma Tracker: counts exposure to traumatic incidents to start welfare conversations."""
+def main(
+    ctx: click.Context, database_url: str | None, rules_dir: Path | None, as_json: bool
+) -> None:
+    """Trauma Tracker: counts exposure to traumatic incidents to start welfare conversations.
+
+    After `make demo`, point the commands at the demo's database with
+    `--db sqlite:///demo-data/tracker.sqlite` before the command (or TT_DATABASE_URL).
+    """
     try:
         settings = Settings.from_env()
     except SettingsError as error:
@@ -85,7 +123,7 @@ def main(ctx: click.Context, database_url: str | None, rules_dir: Path | None) -
         overrides["rules_dir"] = rules_dir
     if overrides:
         settings = Settings(**{**settings.__dict__, **overrides})
-    ctx.obj = Context(settings)
+    ctx.obj = Context(settings, as_json=as_json)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -93,6 +131,8 @@ def main(ctx: click.Context, database_url: str | None, rules_dir: Path | None) -
 @click.pass_obj
 def init(obj: Context) -> None:
     """Create the database, or upgrade it to the newest schema."""
+    from models.db import migrate
+
     before, after = migrate(obj.engine)
     where = obj.engine.url.render_as_string(hide_password=True)
     if before == after:
@@ -129,6 +169,11 @@ def _print_report(report: BatchReport) -> None:
     if report.outcome == "failed":
         click.echo(f"{report.path}: FAILED: {report.message}")
         return
+    if report.outcome in ("waiting", "skipped"):  # left for a later run, or to another
+        click.echo(f"{report.path}: {report.message}")
+        return
+    if report.warning:
+        click.echo(f"{report.path}: {report.warning}")
     if report.outcome == "duplicate":
         click.echo(f"{report.path} ({report.feed}): already ingested, nothing to do")
         return
@@ -150,7 +195,7 @@ def _print_report(report: BatchReport) -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--feed", type=click.Choice(sorted(FEEDS)), help="Treat every file as this feed.")
+@click.option("--feed", type=LazyChoice(_feed_names), help="Treat every file as this feed.")
 @click.option("--move", is_flag=True, help="Drop folder: move files to processed/ or failed/.")
 @click.option(
     "--jobs",
@@ -159,7 +204,7 @@ def _print_report(report: BatchReport) -> None:
     "stores one while N-1 other processes prepare the next. Default: the CPUs (SQLite: one "
     "more), at most 4.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def ingest(
     obj: Context,
@@ -169,7 +214,16 @@ def ingest(
     jobs: int | None,
     as_json: bool,
 ):
-    """Ingest feed files, or folders of them, one transaction per file."""
+    """Ingest feed files, or folders of them, one transaction per file.
+
+    Exit 0 when every file taken was stored (rejected rows are reported), 2 when a file
+    could not be processed at all, 1 when a file was stored but could not be moved or
+    changed while it was read. With --move, files still being written and folders another
+    run is at work on are left for later (exit 0; see README, "Drop folders")."""
+    from engine.ingest import Ingestor
+    from engine.sources import ingest_files
+    from integrations.base import FeedFormatError
+
     meter = _RateMeter()
     ingestor = Ingestor(obj.current_engine(), progress=meter)
     reports = []
@@ -184,18 +238,23 @@ def ingest(
     if as_json:
         click.echo(json.dumps({"files": [r.to_json() for r in reports]}, indent=2))
     failed = [r for r in reports if r.outcome == "failed"]
-    if failed:
-        for report in failed:
-            click.echo(f"trauma-tracker: {report.path}: {report.message}", err=True)
-        sys.exit(2)
+    for report in failed:
+        click.echo(f"trauma-tracker: {report.path}: {report.message}", err=True)
+    warned = [r for r in reports if r.warning]
+    for report in warned:
+        click.echo(f"trauma-tracker: {report.path}: {report.warning}", err=True)
+    if failed or warned:
+        sys.exit(2 if failed else 1)
 
 
 @main.command()
 @click.argument("names", nargs=-1)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def pull(obj: Context, names: tuple[str, ...], as_json: bool) -> None:
     """Pull the HTTP and SQL sources configured in TT_SOURCES_FILE (all, or those named)."""
+    from engine.ingest import Ingestor
+    from integrations.base import SourceError
     from trauma_tracker.pulling import pull_sources
 
     sources = obj.settings.sources
@@ -266,29 +325,13 @@ def _load_criteria(obj: Context):
         sys.exit(1)
 
 
-def _parse_as_of(_ctx, _param, value: str | None) -> datetime | None:
-    from engine.sqltime import parse_as_of
-
-    if value is None:
-        return None
-    try:
-        return parse_as_of(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r}: expected a date (YYYY-MM-DD) or an ISO 8601 datetime"
-        ) from None
-
-
-_AS_OF_HELP = (
-    "The moment to compute for (ISO 8601; no offset means London time; a bare date means the "
-    "end of that day). Default: now."
-)
+AS_OF = moment_option("--as-of", "as_of", what="The moment to compute for")
 
 
 @main.command()
-@click.option("--as-of", "as_of", metavar="T", callback=_parse_as_of, help=_AS_OF_HELP)
+@AS_OF
 @click.option("--full", is_flag=True, help="Rescore every exposure and snapshot everyone.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@json_option
 @click.pass_obj
 def evaluate(obj: Context, as_of: datetime | None, full: bool, as_json: bool) -> None:
     """Score exposures, take each person's indicator snapshot, and run the intervention rules.
@@ -301,8 +344,7 @@ def evaluate(obj: Context, as_of: datetime | None, full: bool, as_json: bool) ->
     earlier moment than the newest evaluation (--as-of in the past) runs no rules.
     """
     from engine.alerts import NoRecipient
-    from engine.evaluation import NoValidRuleset
-    from engine.evaluation import evaluate as run_evaluation
+    from engine.evaluation import NoValidRuleset, run_evaluation
 
     criteria, text = _load_criteria(obj)
     try:
@@ -368,8 +410,8 @@ def _london(moment: datetime) -> str:
 
 @main.command()
 @click.argument("staff_id")
-@click.option("--as-of", "as_of", metavar="T", callback=_parse_as_of, help=_AS_OF_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@AS_OF
+@json_option
 @click.pass_obj
 def exposure(obj: Context, staff_id: str, as_of: datetime | None, as_json: bool) -> None:
     """One person's exposure: points and counts over 30 days, 90 days, 365 days and 5 years,
@@ -427,6 +469,8 @@ def _print_exposure(document: dict) -> None:
 
 
 def _actor(given: str | None) -> str:
+    import getpass
+
     if given:
         return given
     try:
@@ -477,15 +521,15 @@ def opt_in_command(obj: Context, staff_id: str, actor: str | None) -> None:
         click.echo(f"{staff_id} had not opted out; nothing changed.")
 
 
-# The rules, alerts and audit commands live in their own module (issue 4).
-from trauma_tracker.cli_rules import alerts, audit, rules  # noqa: E402
+# The other commands live in their own modules; like this one, they import the engine only
+# inside the command that runs (tests/cli/test_startup.py).
+from trauma_tracker import cli_delivery, cli_rules, cli_service, cli_web  # noqa: E402
 
-main.add_command(rules)
-main.add_command(alerts)
-main.add_command(audit)
-__import__("trauma_tracker.cli_delivery").cli_delivery.register(main)  # notify, outbox
-__import__("trauma_tracker.cli_service").cli_service.register(main)  # run, scheduler
-__import__("trauma_tracker.cli_web").cli_web.register(main)  # serve
+for _command in cli_rules.COMMANDS:  # rules, alerts, audit
+    main.add_command(_command)
+cli_delivery.register(main)  # notify, outbox
+cli_service.register(main)  # run, scheduler, demo
+cli_web.register(main)  # serve
 
 
 if __name__ == "__main__":  # pragma: no cover
