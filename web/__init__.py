@@ -18,7 +18,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from models.db import make_engine
 from trauma_tracker.settings import Settings
-from web import auth
+from web import auth, db
 from web.pages import filters
 
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -79,6 +79,7 @@ def create_app(settings: Settings, *, testing: bool = False, loopback: bool = Fa
     )
     app.extensions["tt"] = make_engine(settings.database_url)
     app.extensions["tt_settings"] = settings
+    app.teardown_appcontext(db.close_reads)
 
     csrf = CSRFProtect(app)
     Talisman(

@@ -49,8 +49,7 @@ def is_supervisor(user, **_: Any) -> bool:
     """Whether the user supervises anyone in post today (people feed, not a role)."""
 
     def compute() -> bool:
-        with db.engine().connect() as conn:
-            return team.is_supervisor(conn, user.staff_id, _today())
+        return team.is_supervisor(db.reads(), user.staff_id, _today())
 
     return _cached(("is_supervisor", user.staff_id), compute)
 
@@ -62,24 +61,21 @@ def supervises(user, staff_id: str) -> bool:
     """Whether the user is `staff_id`'s supervisor in force today, directly or down the chain."""
 
     def compute() -> bool:
-        with db.engine().connect() as conn:
-            return team.supervises(conn, user.staff_id, staff_id, _today())
+        return team.supervises(db.reads(), user.staff_id, staff_id, _today())
 
     return _cached(("supervises", user.staff_id, staff_id), compute)
 
 
 def _opted_out(staff_id: str) -> bool:
     def compute() -> bool:
-        with db.engine().connect() as conn:
-            return is_opted_out(conn, staff_id)
+        return is_opted_out(db.reads(), staff_id)
 
     return _cached(("opted_out", staff_id), compute)
 
 
 def _known(staff_id: str) -> bool:
     def compute() -> bool:
-        with db.engine().connect() as conn:
-            return team.version_on(conn, staff_id, date.max) is not None
+        return team.version_on(db.reads(), staff_id, date.max) is not None
 
     return _cached(("known", staff_id), compute)
 
@@ -118,8 +114,7 @@ def needs_reason(user, staff_id: str) -> bool:
 
 def _alert(alert_id: int) -> Any | None:
     def compute():
-        with db.engine().connect() as conn:
-            return alert_row(conn, alert_id)
+        return alert_row(db.reads(), alert_id)
 
     return _cached(("alert", alert_id), compute)
 
@@ -139,8 +134,7 @@ def may_act_on_alert(user, alert_id: int, **_: Any) -> bool:
 
 def _received_alerts(user) -> bool:
     def compute() -> bool:
-        with db.engine().connect() as conn:
-            return has_received_alerts(conn, user.staff_id)
+        return has_received_alerts(db.reads(), user.staff_id)
 
     return _cached(("received_alerts", user.staff_id), compute)
 

@@ -89,10 +89,10 @@ def _user_from_bearer(token: str) -> User | None:
     if db.settings().web.dev_login:
         claims = read_dev_token(token)
         if claims is not None:
-            name = people.display_name(db.engine(), claims["staff_id"], _today())
-            if name is None:
+            person = people.person_on(db.reads(), claims["staff_id"], _today())
+            if person is None:
                 return None  # the person has since gone from the people feed
-            return User(claims["staff_id"], name, frozenset(claims["roles"]))
+            return User(claims["staff_id"], person.display_name, frozenset(claims["roles"]))
     entra = current_app.extensions.get("tt_entra")
     return entra.user_from_bearer(token) if entra is not None else None
 
