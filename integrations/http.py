@@ -18,13 +18,21 @@ The endpoint protocol (ours: a force puts it in front of its system)::
   must write them in one ISO 8601 form (e.g. always UTC with `Z`). Items sharing one
   watermark value should not be split across pulls, or those after the split are missed.
 - `next_cursor` is opaque: the client sends it back with the same `since` and `limit`, and
-  stops when it is null, empty or absent.
+  stops when it is null, empty or absent, or when a page has no items (an endpoint that
+  hands out a new cursor for every empty page would otherwise be asked forever).
+- A pull is bounded: after `max_pages` pages or `max_seconds` seconds it stops with an error;
+  what was read is stored and the next pull goes on from its watermark.
+- A watermark must be a time (`engine.feeds.check_watermark`): an item whose watermark is
+  `Infinity`, a number or not a time is a rejected row and never moves the watermark.
 - 5xx answers, 429, timeouts and connection errors are retried with exponential backoff;
   `Retry-After` (seconds or an HTTP date) on 429 and 503 is honoured up to a cap. Other
   4xx answers fail at once: a wrong URL or token does not mend by asking again.
 
-Each page is one `Batch` named `<url> page N`. The token is sent only as a header and is
-scrubbed from every message.
+Each page is one `Batch` named `<url> page N`; a page with no items after the first is not
+one (so a pull that finds nothing new records one ingest run, not one per empty page). The
+token is sent only as a header and is scrubbed from every message in every form it may take
+there (raw, escaped as Python or JSON writes it, URL-encoded); a token holding a control
+character is refused before anything is sent.
 """
 
 from __future__ import annotations
@@ -32,21 +40,29 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 import requests
 
-from integrations.base import Batch, SourceError, rows_from_records
+from engine.feeds import InvalidValue, check_watermark
+from integrations.base import Batch, SourceError, UnreadableRow, rows_from_records
 
 # A page far larger than this is a misconfigured endpoint, not a feed; refuse it rather than
 # exhaust memory.
 MAX_BODY_BYTES = 64 * 1024 * 1024
 _READ_SIZE = 64 * 1024
 _SNIPPET = 200  # how much of an error body a message quotes
+log = logging.getLogger(__name__)
+DEFAULT_MAX_PAGES = 10_000
+DEFAULT_MAX_SECONDS = 900.0
+# Python's int() refuses more digits than this; such a number is no feed value anyway, and
+# reading it as infinity lets the row validators reject that one row, not the whole page.
+_MAX_INT_DIGITS = 4000
 
 
 class _Deadline(Exception):
@@ -186,10 +202,29 @@ def _snippet(body: bytes) -> str:
     return f": {text}" if text else ""
 
 
+def secret_forms(secret: str) -> list[str]:
+    """Every form `secret` may take in a message: as given, trimmed, escaped as Python's
+    repr or JSON writes it (requests quotes a bad header value with repr), URL-encoded.
+    Longest first, so a longer form is blanked whole before a shorter one inside it."""
+    forms = {secret, secret.strip(), repr(secret)[1:-1], json.dumps(secret)[1:-1]}
+    forms |= {quote(secret, safe=""), quote_plus(secret), quote(secret)}
+    return sorted((f for f in forms if f), key=len, reverse=True)
+
+
+def control_character_problem(secret: str) -> str | None:
+    """Why `secret` can't go into a header or URL: a control character (often a trailing
+    newline from the file or the shell it came from), described without the secret."""
+    for index, char in enumerate(secret):
+        if ord(char) < 32 or ord(char) == 127:
+            where = "at the end" if index >= len(secret.rstrip()) else f"at position {index + 1}"
+            return f"holds a control character ({char!r}) {where}"
+    return None
+
+
 def _scrub(message: str, secrets: Sequence[str]) -> str:
     for secret in secrets:
-        if secret:
-            message = message.replace(secret, "***")
+        for form in secret_forms(secret) if secret else ():
+            message = message.replace(form, "***")
     return message
 
 
@@ -225,7 +260,13 @@ class HttpSource:
         max_wait: float = 30.0,
         session: requests.Session | None = None,
         verify: bool | str = True,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        max_seconds: float = DEFAULT_MAX_SECONDS,
     ):
+        if token is not None and control_character_problem(token):
+            raise ValueError(f"HTTP source {name}: the token {control_character_problem(token)}")
+        if max_pages < 1 or not max_seconds > 0:
+            raise ValueError(f"HTTP source {name}: max_pages and max_seconds must be positive")
         if page_size < 1:
             raise ValueError(f"HTTP source {name}: page_size must be at least 1, not {page_size}")
         if retries < 0:
@@ -237,7 +278,7 @@ class HttpSource:
         self.feed = feed
         self.columns = tuple(columns)
         self.token = token
-        self.since = since or None
+        self.since = self._usable_since(since)
         self.watermark_field = watermark_field
         self.page_size = page_size
         self.timeout = timeout
@@ -246,8 +287,24 @@ class HttpSource:
         self.max_wait = max_wait
         self.session = session
         self.verify = verify
+        self.max_pages = max_pages
+        self.max_seconds = max_seconds
         self.display_url = display_url(url)
         self._secrets = tuple(s for s in (token, urlsplit(url).password) if s)
+
+    def _usable_since(self, since: str | None) -> str | None:
+        # A watermark stored before watermarks were checked may be `inf`: sending it back
+        # would ask for nothing ever again. Starting over is safe, as ingest is idempotent.
+        if not since:
+            return None
+        try:
+            return check_watermark(since)
+        except InvalidValue:
+            log.warning(
+                "stored watermark is not a time; pulling from the start",
+                extra={"source": self.name},
+            )
+            return None
 
     def batches(self) -> Iterator[Batch]:
         """One batch per page; the next page is asked for only when the caller wants it.
@@ -271,9 +328,20 @@ class HttpSource:
         seen_cursors: set[str] = set()
         records = 0
         page = 0
+        started = time.monotonic()
         while True:
             page += 1
             where = f"GET {self.display_url} page {page}"
+            if page > self.max_pages or time.monotonic() - started > self.max_seconds:
+                bound = (
+                    f"{self.max_pages} pages (max_pages)"
+                    if page > self.max_pages
+                    else f"{self.max_seconds:g} seconds (max_seconds)"
+                )
+                raise SourceError(
+                    f"{where}: the pull stopped after {bound}; what was read is stored, and "
+                    "the next pull goes on from there"
+                )
             params: dict[str, Any] = {}
             if self.since:
                 params["since"] = self.since
@@ -294,22 +362,33 @@ class HttpSource:
                 secrets=self._secrets,
             )
             items, next_cursor = self._parse(body, where)
-            for item in items:
+            if not items and page > 1:
+                return  # the end, whatever cursor came with it
+            # Numbered across the whole pull so a quarantine message points at one item.
+            rows = list(rows_from_records(items, self.columns, first=records + 1))
+            for index, item in enumerate(items):
                 value = item.get(self.watermark_field) if isinstance(item, dict) else None
-                if value is not None and (watermark is None or str(value) > watermark):
-                    watermark = str(value)
+                if value is None:
+                    continue
+                try:
+                    value = check_watermark(value)
+                except InvalidValue as error:
+                    reason = f"{self.watermark_field}: not a watermark time ({error})"
+                    rows[index] = (rows[index][0], UnreadableRow(reason, _raw(item)))
+                    continue
+                if watermark is None or value > watermark:
+                    watermark = value
             yield Batch(
                 name=f"{self.display_url} page {page}",
                 feed=self.feed,
                 columns=self.columns,
-                # Numbered across the whole pull so a quarantine message points at one item.
-                rows=list(rows_from_records(items, self.columns, first=records + 1)),
+                rows=rows,
                 content_hash=hashlib.sha256(body).hexdigest(),
                 source_key=self.name,
                 watermark=watermark,
             )
             records += len(items)
-            if next_cursor is None:
+            if next_cursor is None or not items:
                 return
             if next_cursor in seen_cursors:
                 # A server handing back an old cursor would otherwise keep us here forever.
@@ -321,8 +400,8 @@ class HttpSource:
 
     def _parse(self, body: bytes, where: str) -> tuple[list[Any], str | None]:
         try:
-            document = json.loads(body)
-        except ValueError as error:
+            document = json.loads(body, parse_int=_json_int)
+        except (ValueError, RecursionError) as error:  # RecursionError: nested 10,000 deep
             raise SourceError(
                 _scrub(f"{where}: answer is not JSON ({error}){_snippet(body)}", self._secrets)
             ) from None
@@ -338,3 +417,11 @@ class HttpSource:
         if isinstance(cursor, bool) or not isinstance(cursor, str | int | None):
             raise SourceError(f"{where}: next_cursor is not text or null: {cursor!r}")
         return document["items"], (str(cursor) if cursor not in (None, "") else None)
+
+
+def _json_int(text: str) -> int | float:
+    return int(text) if len(text) <= _MAX_INT_DIGITS else float("inf")
+
+
+def _raw(item: Any) -> str:
+    return json.dumps(item, ensure_ascii=False, default=str)[:10_000]

@@ -23,6 +23,7 @@ contract reads as Europe/London time), Decimals as plain-notation text.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
@@ -33,6 +34,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from integrations.base import Batch, SourceError, rows_from_records
+from integrations.http import secret_forms
+from models.db import url_problem
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _CONNECT_TIMEOUT = 10  # seconds; without it an unreachable PostgreSQL host waits minutes
@@ -40,6 +43,11 @@ _CONNECT_TIMEOUT = 10  # seconds; without it an unreachable PostgreSQL host wait
 
 def plain_value(value: Any) -> Any:
     """A database value as text or a JSON native, which the feed validators accept."""
+    if isinstance(value, float) and math.isfinite(value):
+        # As text, the shortest form that reads back as the same float: a REAL column (SQLite
+        # gives no Decimal without a declared type) may feed a text field such as `grade`,
+        # which takes JSON strings and integers only; a number field reads the text back.
+        return repr(value)
     if value is None or isinstance(value, str | bool | int | float):
         return value
     if isinstance(value, dt.datetime | dt.date | dt.time):
@@ -77,10 +85,10 @@ class SqlSource:
             )
         if chunk_size < 1:
             raise ValueError(f"SQL source {name}: chunk_size must be at least 1, not {chunk_size}")
-        try:
-            self.url = make_url(url)
-        except sa.exc.ArgumentError as error:
-            raise ValueError(f"SQL source {name}: not a database URL: {error}") from None
+        problem = url_problem(url)
+        if problem:  # SQLAlchemy's own error would quote the URL, password and all
+            raise ValueError(f"SQL source {name}: the database URL {problem}")
+        self.url = make_url(url)
         self.name = name
         # Trailing semicolons are fine on their own but not inside the wrapping subquery.
         self.query = query.strip().rstrip(";").rstrip()
@@ -210,9 +218,12 @@ class SqlSource:
         return value if isinstance(value, str) else str(value)
 
     def _scrub(self, message: str) -> str:
-        # Drivers don't normally echo the password, but a message must never carry it.
+        # Drivers don't normally echo the password, but a message must never carry it, in
+        # any form (as written in the URL, decoded, escaped).
         password = self.url.password
-        return message.replace(str(password), "***") if password else message
+        for form in secret_forms(str(password)) if password else ():
+            message = message.replace(form, "***")
+        return message
 
 
 def _reason(error: sa.exc.SQLAlchemyError) -> str:

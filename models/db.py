@@ -1,8 +1,17 @@
-"""The database: engines, schema migrations, and whether the schema is current."""
+"""The database: engines, schema migrations, and whether the schema is current.
+
+A database URL that can't be used, or a database that can't be reached, is a DatabaseError
+whose one-line message names the setting's problem and never the password: SQLAlchemy's own
+errors quote the URL (an unencoded `@` in a password puts the rest of it in the host name).
+A SQLite file is created readable by its owner only (0600; SQLite gives its -wal and -shm
+files the same mode): it holds special-category data.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from alembic import command
@@ -17,10 +26,62 @@ class SchemaNotCurrent(Exception):
     """The database is missing or behind the code's migrations."""
 
 
+class DatabaseError(Exception):
+    """The database URL can't be used, or the database can't be reached (no password in it)."""
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with a database URL as written, without quoting it; None when usable."""
+    if any(ord(char) < 32 or ord(char) == 127 for char in url):
+        return "holds a control character (a newline at the end?)"
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return "can't be read (expected dialect+driver://user:password@host/database)"
+    if parsed.host and "@" in parsed.host:
+        return "has an unencoded '@' in the password or user name: write it as %40"
+    return None
+
+
+def describe(url: sa.URL | str) -> str:
+    """A URL fit for messages: the password hidden."""
+    if isinstance(url, str):
+        url = sa.engine.make_url(url)
+    return url.render_as_string(hide_password=True)
+
+
 def make_engine(url: str) -> sa.Engine:
-    """An engine for `url`; SQLite gets WAL and a busy timeout so a reader never blocks ingest."""
+    """An engine for `url`; SQLite gets WAL and a busy timeout so a reader never blocks ingest.
+
+    Nothing is connected yet. :raise DatabaseError: the URL can't be read, or names a dialect
+    or driver that is not installed.
+    """
+    problem = url_problem(url)
+    if problem:
+        raise DatabaseError(f"the database URL (--db or TT_DATABASE_URL) {problem}")
+    try:
+        return _make_engine(url)
+    except sa.exc.NoSuchModuleError:
+        dialect = sa.engine.make_url(url).drivername
+        raise DatabaseError(
+            f"the database URL (--db or TT_DATABASE_URL) names an unknown dialect {dialect!r} "
+            "(use sqlite:/// or postgresql+psycopg://)"
+        ) from None
+    except (ImportError, sa.exc.ArgumentError) as error:
+        raise DatabaseError(
+            f"can't use {describe(url)}: {_first_line(error, sa.engine.make_url(url))}"
+        ) from None
+
+
+def _make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30})
+        database = engine.url.database
+
+        @sa.event.listens_for(engine, "do_connect")
+        def _owner_only(_dialect, _record, _args, _kwargs):
+            if database and database != ":memory:" and not database.startswith("file:"):
+                _create_owner_only(database)
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -35,6 +96,39 @@ def make_engine(url: str) -> sa.Engine:
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _create_owner_only(path: str) -> None:
+    # SQLite would create the file as 0666 less the umask (0644 under 022).
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:  # there already (its mode is kept), or no such folder: SQLite says so
+        return
+
+
+def _first_line(error: BaseException, url: sa.URL) -> str:
+    """The driver's words, one line, without SQLAlchemy's statement dump, help link or the
+    password in any form."""
+    original = getattr(error, "orig", None)
+    text = " ".join(str(original if original is not None else error).split())
+    if url.password:
+        password = str(url.password)
+        for form in sorted({password, quote(password, safe=""), repr(password)[1:-1]}, key=len)[
+            ::-1
+        ]:
+            text = text.replace(form, "***")
+    return text
+
+
+def connect(engine: sa.Engine) -> sa.Connection:
+    """`engine.connect()`; :raise DatabaseError: the database can't be reached or opened
+    (refused, no such database, bad password), with the driver's reason."""
+    try:
+        return engine.connect()
+    except sa.exc.DBAPIError as error:
+        raise DatabaseError(
+            f"can't connect to {describe(engine.url)}: {_first_line(error, engine.url)}"
+        ) from None
 
 
 def _alembic_config(engine: sa.Engine) -> Config:
@@ -56,7 +150,8 @@ def head_revision() -> str:
 
 
 def current_revision(engine: sa.Engine) -> str | None:
-    with engine.connect() as conn:
+    """:raise DatabaseError: the database can't be reached."""
+    with connect(engine) as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 

@@ -29,6 +29,8 @@ def build_source(settings: HttpSourceSettings | SqlSourceSettings, since: str | 
             timeout=settings.timeout,
             retries=settings.retries,
             verify=settings.verify,
+            max_pages=settings.max_pages,
+            max_seconds=settings.max_seconds,
         )
     return SqlSource(
         settings.name,

@@ -6,7 +6,9 @@ strict: a value that can't be used is an error naming the variable, not a silent
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,21 +49,24 @@ def _value(env: Mapping[str, str], name: str) -> str | None:
 class HttpSourceSettings:
     name: str
     feed: str
-    url: str
-    token: str | None = None
+    url: str = field(repr=False)  # may hold user:password
+    token: str | None = field(default=None, repr=False)
     watermark_field: str = "updated_at"
     page_size: int = 1000
     timeout: float = 10.0
     retries: int = 3
     verify: bool | str = True
+    # A pull ends with an error after this many pages or seconds (integrations.http).
+    max_pages: int = 10_000
+    max_seconds: float = 900.0
 
 
 @dataclass(frozen=True)
 class SqlSourceSettings:
     name: str
     feed: str
-    url: str
-    query: str
+    url: str = field(repr=False)  # holds the reporting database's password
+    query: str = ""
     watermark_column: str | None = None
     chunk_size: int = 10000
 
@@ -142,7 +147,7 @@ class Settings:
         env = os.environ if env is None else env
         sources_file = _value(env, "TT_SOURCES_FILE")
         return cls(
-            database_url=_value(env, "TT_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            database_url=_secret(env, "TT_DATABASE_URL") or DEFAULT_DATABASE_URL,
             rules_dir=Path(_value(env, "TT_RULES_DIR") or SHIPPED_RULES),
             secret_key=_value(env, "TT_SECRET_KEY"),
             base_url=_value(env, "TT_BASE_URL"),
@@ -150,12 +155,12 @@ class Settings:
             history_years=_history_years(_value(env, "TT_HISTORY_YEARS")),
             audit_key=_audit_key(env),
             delivery=DeliverySettings(
-                smtp_url=_value(env, "TT_SMTP_URL"),
+                smtp_url=_secret(env, "TT_SMTP_URL"),
                 email_from=_value(env, "TT_EMAIL_FROM"),
-                teams_webhook_url=_value(env, "TT_TEAMS_WEBHOOK_URL"),
+                teams_webhook_url=_secret(env, "TT_TEAMS_WEBHOOK_URL"),
                 graph_tenant_id=_value(env, "TT_GRAPH_TENANT_ID"),
                 graph_client_id=_value(env, "TT_GRAPH_CLIENT_ID"),
-                graph_client_secret=_value(env, "TT_GRAPH_CLIENT_SECRET"),
+                graph_client_secret=_secret(env, "TT_GRAPH_CLIENT_SECRET"),
                 graph_sender=_value(env, "TT_GRAPH_SENDER"),
                 graph_authority=_value(env, "TT_GRAPH_AUTHORITY"),
                 graph_endpoint=(_value(env, "TT_GRAPH_ENDPOINT") or DEFAULT_GRAPH_ENDPOINT).rstrip(
@@ -164,7 +169,7 @@ class Settings:
             ),
             web=WebSettings(
                 oidc_client_id=_value(env, "TT_OIDC_CLIENT_ID"),
-                oidc_client_secret=_value(env, "TT_OIDC_CLIENT_SECRET"),
+                oidc_client_secret=_secret(env, "TT_OIDC_CLIENT_SECRET"),
                 oidc_authority=_value(env, "TT_OIDC_AUTHORITY"),
                 dev_login=_boolean(env, "TT_DEV_LOGIN"),
                 support_contacts=_support_contacts(_value(env, "TT_SUPPORT_CONTACTS")),
@@ -266,18 +271,88 @@ def _history_years(text: str | None) -> float:
     return years
 
 
-_HTTP_KEYS = {
-    "type",
-    "feed",
-    "url",
-    "token_env",
-    "watermark_field",
-    "page_size",
-    "timeout",
-    "retries",
-    "verify",
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """A secret that goes into a header or a URL: surrounding whitespace (the newline a file
+    or an editor leaves) is dropped, and a control character inside is an error that does not
+    show the secret."""
+    value = _value(env, name)
+    if value is None:
+        return None
+    value = value.strip()
+    for index, char in enumerate(value):
+        if ord(char) < 32 or ord(char) == 127:
+            raise SettingsError(
+                f"{name}: holds a control character ({char!r}) at position {index + 1}; remove it"
+            )
+    return value or None
+
+
+# Each source setting: its type and the range it must lie in. Integers are TOML integers
+# (not "10", not 10.0, not true); numbers are integers or floats; ranges are inclusive.
+_INT, _NUMBER, _TEXT, _VERIFY, _COLUMN = "int", "number", "text", "verify", "column"
+_HTTP_OPTIONS: dict[str, tuple[str, float, float]] = {
+    "feed": (_TEXT, 1, 64),
+    "url": (_TEXT, 1, 2000),
+    "token_env": (_TEXT, 1, 200),
+    "watermark_field": (_COLUMN, 1, 63),
+    "page_size": (_INT, 1, 100_000),
+    "timeout": (_NUMBER, 0.1, 600),
+    "retries": (_INT, 0, 10),
+    "verify": (_VERIFY, 0, 0),
+    "max_pages": (_INT, 1, 1_000_000),
+    "max_seconds": (_NUMBER, 1, 86_400),
 }
-_SQL_KEYS = {"type", "feed", "url", "url_env", "query", "watermark_column", "chunk_size"}
+_SQL_OPTIONS: dict[str, tuple[str, float, float]] = {
+    "feed": (_TEXT, 1, 64),
+    "url": (_TEXT, 1, 2000),
+    "url_env": (_TEXT, 1, 200),
+    "query": (_TEXT, 1, 1_000_000),
+    "watermark_column": (_COLUMN, 1, 63),
+    "chunk_size": (_INT, 1, 1_000_000),
+}
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _toml_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}"
+    if isinstance(value, int | float):
+        return f"{value!r}"
+    return f"a TOML {type(value).__name__}"
+
+
+def _plain(number: float) -> str:
+    return str(int(number)) if number == int(number) else f"{number:g}"
+
+
+def _option_problem(key: str, value: Any, kind: str, low: float, high: float) -> str | None:
+    """What is wrong with one source setting's value, or None."""
+    if kind == _VERIFY:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, str) and value:
+            return None if Path(value).is_file() else f"no CA bundle file at {value}"
+        return f"expected true, false or the path of a CA bundle, got {_toml_type(value)}"
+    if kind in (_TEXT, _COLUMN):
+        if not isinstance(value, str):
+            return f"expected text in quotes, got {_toml_type(value)}"
+        if not low <= len(value) <= high:
+            return f"expected text of {_plain(low)} to {_plain(high)} characters, got {len(value)}"
+        if kind == _COLUMN and not _COLUMN_NAME.fullmatch(value):
+            return (
+                f"{value!r} is not a plain column name (letters, digits and _, not starting "
+                "with a digit); alias it in the query"
+            )
+        return None
+    if kind == _INT and (isinstance(value, bool) or not isinstance(value, int)):
+        return f"expected a whole number (no quotes), got {_toml_type(value)}"
+    if kind == _NUMBER and (isinstance(value, bool) or not isinstance(value, int | float)):
+        return f"expected a number (no quotes), got {_toml_type(value)}"
+    if not (math.isfinite(value) and low <= value <= high):
+        return f"{value!r} is out of range: it must be between {_plain(low)} and {_plain(high)}"
+    return None
 
 
 def load_sources(path: Path, env: Mapping[str, str]) -> tuple[Any, ...]:
@@ -297,42 +372,71 @@ def load_sources(path: Path, env: Mapping[str, str]) -> tuple[Any, ...]:
     query = "SELECT ... FROM occurrences"
     watermark_column = "updated_at"
     ```
+
+    Every setting is checked for its type and range here, so a mistake is one line naming
+    the file, the source and the setting (SettingsError), never a failure at pull time.
     """
     try:
         document = tomllib.loads(path.read_text())
     except OSError as error:
         raise SettingsError(f"TT_SOURCES_FILE: can't read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"TT_SOURCES_FILE: {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as error:
         raise SettingsError(f"{path}: {error}") from None
     unknown_top = set(document) - {"sources"}
     if unknown_top:
         raise SettingsError(f"{path}: unknown key(s) {', '.join(sorted(unknown_top))}")
-    sources: list[Any] = []
-    for name, spec in document.get("sources", {}).items():
-        where = f"{path}: [sources.{name}]"
-        kind = spec.get("type")
-        allowed = {"http": _HTTP_KEYS, "sql": _SQL_KEYS}.get(kind)
-        if allowed is None:
-            raise SettingsError(f'{where}: type must be "http" or "sql", not {kind!r}')
-        unknown = set(spec) - allowed
-        if unknown:
-            raise SettingsError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-        if "feed" not in spec:
-            raise SettingsError(f"{where}: feed is required")
-        options = {k: v for k, v in spec.items() if k not in ("type", "token_env", "url_env")}
-        try:
-            if kind == "http":
-                token_env = spec.get("token_env")
-                token = _value(env, token_env) if token_env else None
-                if token_env and token is None:
-                    raise SettingsError(f"{where}: {token_env} is not set")
-                sources.append(HttpSourceSettings(name=name, token=token, **options))
-            else:
-                if "url_env" in spec:
-                    options["url"] = _value(env, spec["url_env"])
-                    if options["url"] is None:
-                        raise SettingsError(f"{where}: {spec['url_env']} is not set")
-                sources.append(SqlSourceSettings(name=name, **options))
-        except TypeError as error:
-            raise SettingsError(f"{where}: {error}") from None
-    return tuple(sources)
+    tables = document.get("sources", {})
+    if not isinstance(tables, dict):
+        raise SettingsError(f"{path}: sources must be tables, [sources.NAME]")
+    return tuple(_source(path, name, spec, env) for name, spec in tables.items())
+
+
+def _source(
+    path: Path, name: str, spec: Any, env: Mapping[str, str]
+) -> HttpSourceSettings | SqlSourceSettings:
+    where = f"{path}: [sources.{name}]"
+    if not isinstance(spec, dict):
+        raise SettingsError(f"{where}: expected a table of settings, got {_toml_type(spec)}")
+    kind = spec.get("type")
+    allowed = (
+        {"http": _HTTP_OPTIONS, "sql": _SQL_OPTIONS}.get(kind) if isinstance(kind, str) else None
+    )
+    if allowed is None:
+        raise SettingsError(f'{where}: type must be "http" or "sql", not {kind!r}')
+    unknown = set(spec) - set(allowed) - {"type"}
+    if unknown:
+        raise SettingsError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    for key in ("feed", "url", "query") if kind == "sql" else ("feed", "url"):
+        if key == "url" and kind == "sql" and "url_env" in spec:
+            continue
+        if key not in spec:
+            raise SettingsError(f"{where}: {key} is required")
+    for key, value in spec.items():
+        if key != "type":
+            problem = _option_problem(key, value, *allowed[key])
+            if problem:
+                raise SettingsError(f"{where}: {key}: {problem}")
+    options = {k: v for k, v in spec.items() if k not in ("type", "token_env", "url_env")}
+    if kind == "http":
+        if not str(options["url"]).lower().startswith(("http://", "https://")):
+            raise SettingsError(f"{where}: url: expected an http:// or https:// address")
+        token_env = spec.get("token_env")
+        token = _secret(env, token_env) if token_env else None
+        if token_env and token is None:
+            raise SettingsError(f"{where}: {token_env} is not set")
+        return HttpSourceSettings(name=name, token=token, **options)
+    if "url_env" in spec:
+        if "url" in spec:
+            raise SettingsError(f"{where}: set url or url_env, not both")
+        options["url"] = _secret(env, spec["url_env"])
+        if options["url"] is None:
+            raise SettingsError(f"{where}: {spec['url_env']} is not set")
+    from models.db import url_problem  # SQLAlchemy, only when there is a SQL source
+
+    problem = url_problem(options["url"])
+    if problem:
+        setting = spec.get("url_env", "url")
+        raise SettingsError(f"{where}: {setting}: the database URL {problem}")
+    return SqlSourceSettings(name=name, **options)

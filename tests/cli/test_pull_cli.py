@@ -100,3 +100,71 @@ def test_a_bad_sources_file_is_an_error_naming_it(database_url, tmp_path, monkey
     result = CliRunner().invoke(main, ["--db", database_url, "pull"])
     assert result.exit_code == 2
     assert f'{path}: [sources.x]: type must be "http" or "sql"' in result.output
+
+
+def test_an_endpoint_with_a_new_cursor_on_every_empty_page_records_one_run(
+    endpoint,  # noqa: F811
+    database_url,
+    tmp_path,
+    monkeypatch,
+):
+    from tests.integrations.test_http import new_cursor_every_time
+
+    endpoint.always = new_cursor_every_time(items_per_page=0)
+    monkeypatch.setenv("TT_SOURCES_FILE", str(sources_file(tmp_path, endpoint.url, "unused")))
+    monkeypatch.setenv("TT_STORM_TOKEN", "token-123\n")  # the newline is dropped, not sent
+    monkeypatch.setenv("TT_NICHE_URL", "sqlite:///unused.sqlite")
+    runner = CliRunner()
+    assert runner.invoke(main, ["--db", database_url, "init"]).exit_code == 0
+
+    result = runner.invoke(main, ["--db", database_url, "pull", "storm"])
+
+    assert result.exit_code == 0, result.output
+    assert len(endpoint.seen) == 1
+    assert endpoint.seen[0].headers["Authorization"] == "Bearer token-123"
+    engine = sa.create_engine(database_url)
+    with engine.connect() as conn:
+        runs = conn.execute(sa.text("SELECT source, rows FROM ingest_runs")).all()
+    engine.dispose()
+    assert runs == [(f"{endpoint.url} page 1", 0)]
+
+
+def test_a_pull_that_hits_max_pages_stores_what_it_read_and_exits_2(
+    endpoint,  # noqa: F811
+    database_url,
+    tmp_path,
+    monkeypatch,
+):
+    from tests.integrations.test_http import new_cursor_every_time
+
+    endpoint.always = new_cursor_every_time(items_per_page=2)
+    path = sources_file(tmp_path, endpoint.url, "unused")
+    path.write_text(path.read_text().replace("retries = 0", "retries = 0\nmax_pages = 3"))
+    monkeypatch.setenv("TT_SOURCES_FILE", str(path))
+    monkeypatch.setenv("TT_STORM_TOKEN", "token-123")
+    monkeypatch.setenv("TT_NICHE_URL", "sqlite:///unused.sqlite")
+    runner = CliRunner()
+    assert runner.invoke(main, ["--db", database_url, "init"]).exit_code == 0
+
+    result = runner.invoke(main, ["--db", database_url, "pull", "storm", "--json"])
+
+    assert result.exit_code == 2
+    assert "the pull stopped after 3 pages (max_pages)" in result.output
+    assert len(endpoint.seen) == 3
+    assert "Traceback" not in result.output
+
+
+def test_a_source_setting_out_of_range_is_one_line_and_exit_2(database_url, tmp_path, monkeypatch):
+    path = sources_file(tmp_path, "https://cad.example/v1", "unused")
+    path.write_text(path.read_text().replace("page_size = 2", "page_size = 0"))
+    monkeypatch.setenv("TT_SOURCES_FILE", str(path))
+    monkeypatch.setenv("TT_STORM_TOKEN", "token-123")
+    monkeypatch.setenv("TT_NICHE_URL", "sqlite:///unused.sqlite")
+
+    result = CliRunner().invoke(main, ["--db", database_url, "pull"])
+
+    assert result.exit_code == 2
+    assert result.output == (
+        f"trauma-tracker: {path}: [sources.storm]: page_size: 0 is out of range: it must be "
+        "between 1 and 100000\n"
+    )

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 import certifi
 import pytest
@@ -329,7 +329,8 @@ def test_an_answer_of_the_wrong_shape_fails(endpoint, body, problem):
 
 
 def test_a_repeated_cursor_stops_the_pull(endpoint):
-    endpoint.always = answer(200, b'{"items": [], "next_cursor": "same"}')
+    page = {"items": [incident(1, "2025-06-01T10:01:00Z")], "next_cursor": "same"}
+    endpoint.always = answer(200, json.dumps(page).encode())
 
     with pytest.raises(SourceError, match="already used"):
         list(source(endpoint).batches())
@@ -400,3 +401,142 @@ def test_verify_is_used_as_passed_whatever_the_environment_says(
 
     assert len(trusted.rows) == len(unchecked.rows) == 1
     assert len(tls_endpoint.seen) == 2  # the refused certificate was not tried again
+
+
+# --- hostile and careless endpoints (issue 15 sections 2 and 4) ------------------------------
+
+
+def new_cursor_every_time(items_per_page: int = 0) -> Fault:
+    """An endpoint that never says it is done: a fresh cursor on every page."""
+
+    def fault(handler: BaseHTTPRequestHandler) -> bool:
+        n = int(dict(parse_qsl(urlsplit(handler.path).query)).get("cursor", 0))
+        items = [incident(n * 10 + i, f"2025-06-01T10:00:{i:02d}Z") for i in range(items_per_page)]
+        body = json.dumps({"items": items, "next_cursor": str(n + 1)}).encode()
+        return answer(200, body)(handler)
+
+    return fault
+
+
+def test_empty_pages_with_ever_new_cursors_end_the_pull_at_once(endpoint):
+    endpoint.always = new_cursor_every_time(items_per_page=0)
+
+    batches = list(source(endpoint).batches())
+
+    assert len(endpoint.seen) == 1
+    assert [b.rows for b in batches] == [[]]  # one run for the pull that found nothing
+
+
+def test_an_empty_page_after_items_ends_the_pull_without_a_batch(endpoint):
+    endpoint.faults = [new_cursor_every_time(items_per_page=2)]
+    endpoint.always = new_cursor_every_time(items_per_page=0)
+
+    batches = list(source(endpoint).batches())
+
+    assert len(endpoint.seen) == 2
+    assert [len(b.rows) for b in batches] == [2]
+
+
+def test_a_pull_stops_after_max_pages(endpoint):
+    endpoint.always = new_cursor_every_time(items_per_page=1)
+    pull = source(endpoint, max_pages=5).batches()
+
+    batches = [next(pull) for _ in range(5)]
+    with pytest.raises(SourceError) as raised:
+        next(pull)
+
+    assert len(batches) == len(endpoint.seen) == 5
+    assert str(raised.value) == (
+        f"GET {endpoint.url} page 6: the pull stopped after 5 pages (max_pages); what was read "
+        "is stored, and the next pull goes on from there"
+    )
+
+
+def test_a_pull_stops_after_max_seconds(endpoint):
+    endpoint.always = new_cursor_every_time(items_per_page=1)
+    started = time.monotonic()
+
+    with pytest.raises(SourceError, match=r"stopped after 0.3 seconds \(max_seconds\)"):
+        for _ in source(endpoint, max_seconds=0.3).batches():
+            time.sleep(0.05)
+
+    assert time.monotonic() - started < 1.5
+    assert 2 <= len(endpoint.seen) <= 8
+
+
+@pytest.mark.parametrize(
+    ("written", "reason"),
+    [
+        ("Infinity", "expected text, not a number"),
+        ("1e999", "expected text, not a number"),
+        ("NaN", "expected text, not a number"),
+        ("12", "expected text, not an integer"),
+        ('"Infinity"', "not an ISO 8601 datetime"),
+        ('"9999-12-31T23:59:59-14:00"', "out of range"),
+    ],
+)
+def test_a_watermark_that_is_not_a_time_rejects_its_item_and_never_moves(endpoint, written, reason):
+    good = json.dumps(incident(1, "2025-06-01T10:01:00Z"))
+    bad = json.dumps(incident(2, "X")).replace('"X"', written)
+    endpoint.always = answer(200, f'{{"items": [{good}, {bad}], "next_cursor": null}}'.encode())
+
+    (batch,) = source(endpoint, since="2025-06-01T10:00:00Z").batches()
+
+    assert batch.watermark == "2025-06-01T10:01:00Z"
+    assert batch.rows[0][1][0] == "INC-0001"
+    number, unreadable = batch.rows[1]
+    assert number == 2 and unreadable.reason.startswith("updated_at: not a watermark time (")
+    assert reason in unreadable.reason
+    assert "INC-0002" in unreadable.raw
+
+
+def test_a_stored_watermark_that_is_not_a_time_is_not_sent_back(endpoint):
+    endpoint.items = [incident(1, "2025-06-01T10:01:00Z")]
+
+    (batch,) = source(endpoint, since="inf").batches()
+
+    assert "since" not in endpoint.seen[0].query
+    assert batch.watermark == "2025-06-01T10:01:00Z"
+
+
+def test_a_body_nested_10000_deep_fails_the_page_with_a_message(endpoint):
+    endpoint.always = answer(200, b'{"items": [' + b"[" * 10000 + b"]" * 10000 + b"]}")
+
+    with pytest.raises(SourceError, match="page 1: answer is not JSON"):
+        list(source(endpoint).batches())
+
+
+def test_a_5000_digit_number_is_one_bad_value_not_a_bad_page(endpoint):
+    item = json.dumps(incident(1, "2025-06-01T10:01:00Z")).replace('"SUDDEN_DEATH"', "9" * 5000)
+    endpoint.always = answer(200, f'{{"items": [{item}], "next_cursor": null}}'.encode())
+
+    (batch,) = source(endpoint).batches()
+
+    assert batch.rows[0][1][COLUMNS.index("closing_code")] == float("inf")
+
+
+@pytest.mark.parametrize("token", [TOKEN + "\n", TOKEN + "\r\n", TOKEN + "\r", "a\x00b"])
+def test_a_token_with_a_control_character_is_refused_without_showing_it(endpoint, token):
+    with pytest.raises(ValueError) as raised:
+        source(endpoint, token=token)
+
+    assert "the token holds a control character" in str(raised.value)
+    assert token.strip() not in str(raised.value)
+    assert endpoint.seen == []
+
+
+def test_every_form_of_the_token_is_scrubbed_from_messages(endpoint):
+    token = 'tok+en/va=l"ue\\x'
+
+    def echo_every_form(handler: BaseHTTPRequestHandler) -> bool:
+        body = f"{token} {quote(token, safe='')} {quote_plus(token)} {json.dumps(token)} {token!r}"
+        return answer(403, body.encode())(handler)
+
+    endpoint.always = echo_every_form
+
+    with pytest.raises(SourceError) as raised:
+        list(source(endpoint, token=token).batches())
+
+    message = str(raised.value)
+    assert "HTTP 403: *** *** *** \"***\" '***'" in message
+    assert "tok" not in message and "ue" not in message.split("403")[1]
