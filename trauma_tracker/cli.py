@@ -195,7 +195,11 @@ def _print_report(report: BatchReport) -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--feed", type=LazyChoice(_feed_names), help="Treat every file as this feed.")
+@click.option(
+    "--feed",
+    type=LazyChoice(_feed_names, "FEED"),
+    help="Treat every file as this feed (a CONTRACT section 1 name, e.g. cc_incidents).",
+)
 @click.option("--move", is_flag=True, help="Drop folder: move files to processed/ or failed/.")
 @click.option(
     "--jobs",

@@ -18,7 +18,6 @@ from trauma_tracker.cli_options import (
     PROBLEM,
     USAGE,
     Group,
-    LazyChoice,
     json_option,
     moment_option,
 )
@@ -36,10 +35,9 @@ def _london(text: str | None) -> str:
     return datetime.fromisoformat(text).astimezone(LONDON).strftime("%Y-%m-%d %H:%M")
 
 
-def _statuses() -> list[str]:
-    from notifications.outbox import STATUSES
-
-    return [*STATUSES, "all"]
+# notifications.outbox.STATUSES and "all", written here so that `--help` shows them without
+# importing the database layer (tests/cli/test_startup.py checks that the two agree).
+STATUSES = ("pending", "claimed", "sent", "failed", "cancelled", "all")
 
 
 def _print_health(health: dict[str, dict[str, Any]]) -> None:
@@ -91,7 +89,7 @@ def notify(obj: Any, now: datetime | None, as_json: bool) -> None:
 
 
 @click.group("outbox", cls=Group, invoke_without_command=True)
-@click.option("--status", type=LazyChoice(_statuses), default="pending", show_default=True)
+@click.option("--status", type=click.Choice(STATUSES), default="pending", show_default=True)
 @json_option
 @click.pass_context
 def outbox(ctx: click.Context, status: str, as_json: bool) -> None:

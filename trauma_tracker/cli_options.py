@@ -102,11 +102,16 @@ class Group(click.Group):
 
 class LazyChoice(click.Choice):
     """A choice whose values are read from the engine when a command parses its options, not
-    when the command line is built (so `--help` does not import the engine)."""
+    when the command line is built or its help shown (so `--help` does not import the
+    engine): the help shows `metavar`, and a wrong value is answered with the choices."""
 
-    def __init__(self, load: Callable[[], Iterable[str]]):
+    def __init__(self, load: Callable[[], Iterable[str]], metavar: str):
         self._load = load
+        self._metavar = metavar
         super().__init__((), case_sensitive=True)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        return self._metavar
 
     @property
     def choices(self) -> tuple[Any, ...]:  # type: ignore[override]

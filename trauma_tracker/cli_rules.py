@@ -19,7 +19,6 @@ from trauma_tracker.cli_options import (
     PROBLEM,
     USAGE,
     Group,
-    LazyChoice,
     json_option,
     moment_option,
 )
@@ -209,10 +208,9 @@ STATUS = click.Choice(["open", "acknowledged", "resolved", "unresolved", "all"])
 LISTING_VALUES = ("--status", "--recipient", "--unit", "--rule")
 
 
-def _outcomes() -> tuple[str, ...]:
-    from engine.alerts import OUTCOMES
-
-    return OUTCOMES
+# engine.alerts.OUTCOMES, written here so that `--help` shows them without importing the
+# engine (tests/cli/test_startup.py checks that the two agree).
+OUTCOMES = ("support_offered", "referred", "declined", "no_action_needed", "false_positive")
 
 
 class AlertsGroup(Group):
@@ -427,7 +425,7 @@ def acknowledge(obj: Any, alert_id: int, actor: str, note: str | None) -> None:
 @alerts.command("resolve")
 @click.argument("alert_id", type=int)
 @click.option("--by", "actor", required=True, help="Who resolves (staff id or name).")
-@click.option("--outcome", type=LazyChoice(_outcomes), required=True)
+@click.option("--outcome", type=click.Choice(OUTCOMES), required=True)
 @click.option("--note", help="Free text about the conversation (no health details).")
 @click.pass_obj
 def resolve(obj: Any, alert_id: int, actor: str, outcome: str, note: str | None) -> None:
