@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine.criteria import load_criteria  # noqa: E402
-from engine.evaluation import evaluate  # noqa: E402
+from engine.evaluation import run_evaluation  # noqa: E402
 from engine.ingest import Ingestor  # noqa: E402
 from engine.sources import ingest_files  # noqa: E402
 from engine.synthetic import generate_force  # noqa: E402
@@ -94,7 +94,7 @@ def prepare(url: str, folder: Path) -> dict:
     say(f"ingested {rows:,} rows in {ingest_seconds:.0f} s")
     criteria, text = load_criteria(SHIPPED_RULES)
     started = time.perf_counter()
-    report = evaluate(engine, criteria, text, rules_dir=SHIPPED_RULES)
+    report = run_evaluation(engine, criteria, text, rules_dir=SHIPPED_RULES)
     evaluate_seconds = time.perf_counter() - started
     say(
         f"evaluated {report.people:,} people in {evaluate_seconds:.0f} s: "

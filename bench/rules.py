@@ -2,7 +2,7 @@
 
     python bench/rules.py [--people 50000] [--changed 0.01] [--db URL]
 
-1. Full: `engine.decisions.evaluate` on every snapshot (durable_rules, the Python check and
+1. Full: `engine.decisions.decide` on every snapshot (durable_rules, the Python check and
    explanation, decisions, alerts, outbox rows and marks written and committed), timed.
 2. Again with 1% of the snapshots changed, with the marks kept in memory from step 1 as the
    scheduler keeps them: only those may be evaluated, timed. (A new process reads the marks
@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.decisions import evaluate  # noqa: E402
+from engine.decisions import decide  # noqa: E402
 from engine.rules import durable  # noqa: E402
 from engine.rules.conditions import holds  # noqa: E402
 from engine.rules.marks import Marks  # noqa: E402
@@ -105,7 +105,7 @@ def main() -> None:
     marks = Marks()  # kept between runs, as the scheduler keeps it
     started = time.perf_counter()
     with engine.begin() as conn:
-        full = evaluate(conn, pack, snapshots, as_of=AS_OF, marks=marks)
+        full = decide(conn, pack, snapshots, as_of=AS_OF, marks=marks)
     full_s = time.perf_counter() - started
     assert not full.disagreements, full.disagreements[:3]
     print(
@@ -119,7 +119,7 @@ def main() -> None:
         snapshots[index] = {**snapshots[index], "trauma_points_90d": rng.uniform(0, 30)}
     started = time.perf_counter()
     with engine.begin() as conn:
-        again = evaluate(conn, pack, snapshots, as_of=AS_OF + timedelta(hours=1), marks=marks)
+        again = decide(conn, pack, snapshots, as_of=AS_OF + timedelta(hours=1), marks=marks)
     again_s = time.perf_counter() - started
     assert again.people_evaluated <= len(changed), again.people_evaluated
     print(
@@ -131,7 +131,7 @@ def main() -> None:
         snapshots[index] = {**snapshots[index], "trauma_points_90d": rng.uniform(0, 30)}
     started = time.perf_counter()
     with engine.begin() as conn:
-        cold = evaluate(conn, pack, snapshots, as_of=AS_OF + timedelta(hours=2))
+        cold = decide(conn, pack, snapshots, as_of=AS_OF + timedelta(hours=2))
     cold_s = time.perf_counter() - started
     print(
         f"cold start: {cold_s:6.2f} s  evaluated {cold.people_evaluated:,} of {cold.people:,} "

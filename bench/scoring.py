@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from bench.analyst import duckdb_points  # noqa: E402
 from bench.feedsplit import changes_between, known_at  # noqa: E402
 from engine.criteria import load_criteria  # noqa: E402
-from engine.evaluation import evaluate  # noqa: E402
+from engine.evaluation import run_evaluation  # noqa: E402
 from engine.indicators import SNAPSHOT_FIELDS, WINDOWS  # noqa: E402
 from engine.ingest import Ingestor  # noqa: E402
 from engine.snapshots import snapshot_state  # noqa: E402
@@ -127,21 +127,21 @@ def run_database(name: str, engine: sa.Engine, base: Path, day: Path, cut, end, 
     criteria_model, text = criteria
     first, full_cold = timed(
         "evaluate --full (cold)",
-        lambda: evaluate(engine, criteria_model, text, as_of=cut, full=True),
+        lambda: run_evaluation(engine, criteria_model, text, as_of=cut, full=True),
     )
     again, full_warm = timed(
         "evaluate --full (again)",
-        lambda: evaluate(engine, criteria_model, text, as_of=cut, full=True),
+        lambda: run_evaluation(engine, criteria_model, text, as_of=cut, full=True),
     )
     day_rows, ingest_day = timed("ingest the last day", lambda: ingest(engine, day))
     incremental, incremental_seconds = timed(
         "evaluate, incremental, one day later",
-        lambda: evaluate(engine, criteria_model, text, as_of=end),
+        lambda: run_evaluation(engine, criteria_model, text, as_of=end),
     )
     after_incremental = (exposures_state(engine), snapshot_state(engine))
     full_end, full_end_seconds = timed(
         "evaluate --full at the same moment",
-        lambda: evaluate(engine, criteria_model, text, as_of=end, full=True),
+        lambda: run_evaluation(engine, criteria_model, text, as_of=end, full=True),
     )
     agree = after_incremental == (exposures_state(engine), snapshot_state(engine))
     say(f"incremental equals full: {agree}")

@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.scoring import END, OUT, POSTGRES_URL, ingest, say, timed  # noqa: E402
 from engine.criteria import load_criteria  # noqa: E402
-from engine.evaluation import evaluate  # noqa: E402
+from engine.evaluation import run_evaluation  # noqa: E402
 from engine.synthetic import generate_force  # noqa: E402
 from models.db import make_engine, migrate  # noqa: E402
 
@@ -87,7 +87,7 @@ def load(engine: sa.Engine, folder: Path) -> None:
     criteria, text = load_criteria(RULES)
     report, _ = timed(
         "evaluate --full with the shipped rules",
-        lambda: evaluate(
+        lambda: run_evaluation(
             engine, criteria, text, as_of=AS_OF, full=True, rules_dir=RULES, clock=lambda: AS_OF
         ),
     )

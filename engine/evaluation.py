@@ -34,15 +34,14 @@ import sqlalchemy as sa
 
 from engine import indicators, scoring
 from engine.criteria import Criteria
-from engine.decisions import evaluate as evaluate_rules
-from engine.decisions import recent_exposures
+from engine.decisions import decide, recent_exposures
 from engine.rules.active import ActiveRuleset, NoValidRuleset, load_active
 from engine.rules.marks import Marks
 from engine.snapshots import write_current, write_past
 from engine.sqltime import read_datetime
 from models import CriteriaVersion, Evaluation, OptOut, table_of
 
-__all__ = ["EvaluationReport", "NoValidRuleset", "evaluate", "latest", "run_watermark"]
+__all__ = ["EvaluationReport", "NoValidRuleset", "latest", "run_evaluation", "run_watermark"]
 
 DEFAULT_HISTORY_DAYS = indicators.WINDOWS["5y"]
 EVALUATION_LOCK = 0x7454_6576  # "tTev": the PostgreSQL advisory lock key for evaluations
@@ -125,7 +124,19 @@ def latest(conn: sa.Connection) -> sa.Row | None:
     return conn.execute(sa.select(evaluations).order_by(evaluations.c.id.desc()).limit(1)).first()
 
 
-def evaluate(
+@dataclass(frozen=True)
+class _Plan:
+    """What an evaluation will do, settled before it writes anything."""
+
+    as_of: datetime
+    horizon: datetime  # exposures before it are not kept
+    mode: str  # full | incremental
+    current: bool  # at or after the newest evaluation: its snapshots become the current ones
+    repeat: bool  # the same moment as the newest evaluation
+    since_run: int | None  # incremental: the ingest runs after this one are rescored
+
+
+def run_evaluation(
     engine: sa.Engine,
     criteria: Criteria,
     criteria_text: str,
@@ -149,82 +160,27 @@ def evaluate(
         raise ValueError(f"history must cover the 5y window ({DEFAULT_HISTORY_DAYS} days)")
     started = clock()
     as_of = (as_of or started.replace(microsecond=0)).astimezone(UTC)
-    horizon = as_of - timedelta(days=history_days)
     watermark = run_watermark(engine)
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # One evaluation at a time (two schedulers, or a manual run beside one); SQLite
-            # has a single writer anyway.
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVALUATION_LOCK})
-        previous = latest(conn)
-        newest_as_of = conn.execute(sa.select(sa.func.max(table_of(Evaluation).c.as_of))).scalar()
-        newest_as_of = read_datetime(newest_as_of)
-        mode = "incremental"
-        if (
-            full
-            or previous is None
-            or previous.criteria_version != criteria.version
-            or horizon < read_datetime(previous.horizon)
-        ):
-            mode = "full"
-        current = newest_as_of is None or as_of >= newest_as_of
+        _one_at_a_time(conn)
+        plan = _plan(conn, criteria, as_of, as_of - timedelta(days=history_days), full)
         # Before the scoring, so that unusable rules fail fast.
-        active = load_active(conn, rules_dir, started) if rules_dir and current else None
+        active = load_active(conn, rules_dir, started) if rules_dir and plan.current else None
         _remember_criteria(conn, criteria, criteria_text, started)
-        evaluation_id = conn.execute(
-            table_of(Evaluation)
-            .insert()
-            .values(
-                as_of=as_of,
-                started_at=started,
-                mode=mode,
-                criteria_version=criteria.version,
-                run_watermark=watermark,
-                horizon=horizon,
-            )
-            .returning(table_of(Evaluation).c.id)
-        ).scalar_one()
-
-        if mode == "full":
-            groups = scoring.rescore_all(conn, criteria, horizon=horizon, scored_at=started)
-            if conn.dialect.name == "postgresql":
-                # Every row is new: give the planner their statistics now, not whenever
-                # autovacuum gets round to it (allowed inside a transaction, and quick).
-                conn.execute(sa.text("ANALYZE exposures"))
-        else:
-            groups = scoring.rescore_changed(
-                conn,
-                criteria,
-                since_run=previous.run_watermark,
-                horizon=horizon,
-                scored_at=started,
-            )
-            scoring.trim(conn, horizon)
-
+        evaluation_id = _start(conn, plan, criteria, watermark, started)
+        groups = _rescore(conn, plan, criteria, started)
         figures = indicators.compute(conn, as_of)
-        if not current:
-            written = write_past(conn, figures, as_of, evaluation_id, criteria.version)
-        else:
-            written = write_current(
-                conn,
-                figures,
-                as_of,
-                evaluation_id,
-                criteria.version,
-                everyone=mode == "full",
-                again=as_of == newest_as_of,
-            )
-        exposures = conn.execute(sa.text("SELECT COUNT(*) FROM exposures")).scalar_one()
+        written = _write_snapshots(conn, plan, figures, evaluation_id, criteria.version)
         report = EvaluationReport(
             evaluation_id=evaluation_id,
             as_of=as_of,
-            mode=mode,
-            current=current,
+            mode=plan.mode,
+            current=plan.current,
             criteria_version=criteria.version,
             people=len(figures),
             snapshots_written=written,
             groups_rescored=groups,
-            exposures=exposures,
+            exposures=conn.execute(sa.text("SELECT COUNT(*) FROM exposures")).scalar_one(),
         )
         if active is not None:
             _run_rules(conn, active, figures, report, criteria, started, marks)
@@ -234,18 +190,104 @@ def evaluate(
             report.rules_skipped = (
                 "an earlier moment than the newest evaluation: rules run only on the current one"
             )
-        conn.execute(
-            table_of(Evaluation)
-            .update()
-            .where(table_of(Evaluation).c.id == evaluation_id)
-            .values(
-                finished_at=clock(),
-                people=len(figures),
-                snapshots_written=written,
-                groups_rescored=groups,
-            )
-        )
+        _finish(conn, report, clock())
     return report
+
+
+def _one_at_a_time(conn: sa.Connection) -> None:
+    """One evaluation at a time (two schedulers, or a manual run beside one): PostgreSQL's
+    advisory lock, held to the end of the transaction; SQLite has a single writer anyway."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVALUATION_LOCK})
+
+
+def _plan(
+    conn: sa.Connection, criteria: Criteria, as_of: datetime, horizon: datetime, full: bool
+) -> _Plan:
+    """Full or incremental, current or past, from the evaluations before this one."""
+    previous = latest(conn)
+    newest_as_of = read_datetime(
+        conn.execute(sa.select(sa.func.max(table_of(Evaluation).c.as_of))).scalar()
+    )
+    everything = (
+        full
+        or previous is None
+        or previous.criteria_version != criteria.version
+        or horizon < read_datetime(previous.horizon)
+    )
+    return _Plan(
+        as_of=as_of,
+        horizon=horizon,
+        mode="full" if everything else "incremental",
+        current=newest_as_of is None or as_of >= newest_as_of,
+        repeat=as_of == newest_as_of,
+        since_run=None if everything else previous.run_watermark,
+    )
+
+
+def _start(conn: sa.Connection, plan: _Plan, criteria: Criteria, watermark: int, started) -> int:
+    """The evaluation's row, before its work: returns its id."""
+    evaluations = table_of(Evaluation)
+    return conn.execute(
+        evaluations.insert()
+        .values(
+            as_of=plan.as_of,
+            started_at=started,
+            mode=plan.mode,
+            criteria_version=criteria.version,
+            run_watermark=watermark,
+            horizon=plan.horizon,
+        )
+        .returning(evaluations.c.id)
+    ).scalar_one()
+
+
+def _rescore(conn: sa.Connection, plan: _Plan, criteria: Criteria, started: datetime) -> int:
+    """Exposures rescored (all, or the groups changed since the previous evaluation's run
+    watermark, then trimmed to the horizon); returns how many groups were rescored."""
+    if plan.mode == "full":
+        groups = scoring.rescore_all(conn, criteria, horizon=plan.horizon, scored_at=started)
+        if conn.dialect.name == "postgresql":
+            # Every row is new: give the planner their statistics now, not whenever
+            # autovacuum gets round to it (allowed inside a transaction, and quick).
+            conn.execute(sa.text("ANALYZE exposures"))
+        return groups
+    groups = scoring.rescore_changed(
+        conn, criteria, since_run=plan.since_run, horizon=plan.horizon, scored_at=started
+    )
+    scoring.trim(conn, plan.horizon)
+    return groups
+
+
+def _write_snapshots(conn, plan: _Plan, figures, evaluation_id: int, criteria_version) -> int:
+    """The figures as snapshots: the current ones (only those that changed, unless full), or
+    everyone's for a past moment. Returns how many were written."""
+    if not plan.current:
+        return write_past(conn, figures, plan.as_of, evaluation_id, criteria_version)
+    return write_current(
+        conn,
+        figures,
+        plan.as_of,
+        evaluation_id,
+        criteria_version,
+        everyone=plan.mode == "full",
+        again=plan.repeat,
+    )
+
+
+def _finish(conn: sa.Connection, report: EvaluationReport, finished: datetime) -> None:
+    """The evaluation's row, completed with its counts."""
+    evaluations = table_of(Evaluation)
+    conn.execute(
+        evaluations.update()
+        .where(evaluations.c.id == report.evaluation_id)
+        .values(
+            finished_at=finished,
+            people=report.people,
+            snapshots_written=report.snapshots_written,
+            groups_rescored=report.groups_rescored,
+        )
+    )
 
 
 def _run_rules(
@@ -264,7 +306,7 @@ def _run_rules(
     out = set(conn.execute(sa.select(table_of(OptOut).c.staff_id)).scalars())
     snapshots = [{"staff_id": staff, **f} for staff, f in figures.items()]
     exposures = [e for e in recent_exposures(conn, pack, report.as_of) if e["staff_id"] not in out]
-    summary = evaluate_rules(
+    summary = decide(
         conn,
         pack,
         snapshots,

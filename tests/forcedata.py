@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.criteria import Criteria, parse_criteria
-from engine.evaluation import EvaluationReport, evaluate
+from engine.evaluation import EvaluationReport, run_evaluation
 from engine.feeds import FEEDS
 from engine.ingest import Ingestor
 from integrations.base import Batch, rows_from_records
@@ -182,7 +182,7 @@ class Force:
 
     def evaluate(self, as_of: str | datetime, *, full: bool = False, **options) -> EvaluationReport:
         moment = utc(as_of) if isinstance(as_of, str) else as_of
-        return evaluate(
+        return run_evaluation(
             self.engine,
             self.criteria,
             self.criteria_text,

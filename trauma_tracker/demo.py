@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.criteria import load_criteria
-from engine.evaluation import evaluate
+from engine.evaluation import run_evaluation
 from engine.ingest import Ingestor
 from engine.sources import ingest_files
 from engine.synthetic import generate_force
@@ -67,7 +67,7 @@ def prepare(
             say(f"  ingested {Path(report.path).name}: {report.accepted:,} rows{note}")
         say(f"evaluating ({time.monotonic() - started:.0f} s so far)")
         criteria, text = load_criteria(rules_dir)
-        report = evaluate(engine, criteria, text, rules_dir=rules_dir)
+        report = run_evaluation(engine, criteria, text, rules_dir=rules_dir)
         say(
             f"  {report.people} people, {report.exposures:,} exposures, "
             f"{report.alerts_opened} alerts opened ({time.monotonic() - started:.0f} s)"

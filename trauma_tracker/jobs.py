@@ -270,7 +270,7 @@ class Jobs:
 
     def _evaluate(self, force: bool) -> bool:
         from engine.criteria import load_criteria
-        from engine.evaluation import evaluate
+        from engine.evaluation import run_evaluation
 
         with self._evaluating:  # one at a time; a change that came meanwhile is seen next
             if not force and not self.changed.is_set():
@@ -280,7 +280,7 @@ class Jobs:
             started = time.monotonic()
             try:
                 criteria, text = load_criteria(self.settings.rules_dir)
-                report = evaluate(
+                report = run_evaluation(
                     self.engine,
                     criteria,
                     text,

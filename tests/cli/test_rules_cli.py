@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from engine.decisions import evaluate
+from engine.decisions import decide
 from models import Alert, Decision
 from models.db import make_engine
 from tests.engine.rulekit import AS_OF, THREE_RULES, add_people, copy_rules, default_pack, snapshot
@@ -37,7 +37,7 @@ def with_alerts(run, database_url):
     engine = make_engine(database_url)
     add_people(engine, {"staff_id": "S1", "supervisor_id": "S2"}, {"staff_id": "S2"})
     with engine.begin() as conn:
-        evaluate(conn, default_pack(), [snapshot("S1", **THREE_RULES)], as_of=AS_OF, now=AS_OF)
+        decide(conn, default_pack(), [snapshot("S1", **THREE_RULES)], as_of=AS_OF, now=AS_OF)
     yield engine
     engine.dispose()
 

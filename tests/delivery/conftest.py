@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine.decisions import evaluate
+from engine.decisions import decide
 from engine.delivery import DispatchReport, dispatch
 from engine.rules.pack import Routing, routing_from
 from engine.yamlfile import LinedDocument
@@ -124,7 +124,7 @@ def dispatcher(db, smtp, webhook) -> Dispatcher:
 def open_alerts(engine: sa.Engine, snapshots, exposures=(), *, at: datetime, pack=None):
     """Run the rules (the real evaluation) at `at`: alerts and their outbox rows."""
     with engine.begin() as conn:
-        summary = evaluate(conn, pack or default_pack(), snapshots, exposures, as_of=at, now=at)
+        summary = decide(conn, pack or default_pack(), snapshots, exposures, as_of=at, now=at)
     return summary.alert_ids
 
 

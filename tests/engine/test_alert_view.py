@@ -19,7 +19,7 @@ from engine.alert_view import (
     words,
 )
 from engine.conversations import ConversationError, request_conversation, requests_of
-from engine.decisions import evaluate
+from engine.decisions import decide
 from models import OutboxMessage
 from tests.engine.rulekit import AS_OF, add_people, database, default_pack, snapshot
 
@@ -39,7 +39,7 @@ def db(database_url):
         {"staff_id": "S4", "supervisor_id": "S2", "display_name": "Bo Four"},
     )
     with engine.begin() as conn:
-        evaluate(
+        decide(
             conn,
             default_pack(),
             [

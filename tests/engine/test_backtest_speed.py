@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.criteria import load_criteria
-from engine.evaluation import evaluate
+from engine.evaluation import run_evaluation
 from engine.indicators import compute
 from engine.ingest import Ingestor
 from engine.optout import opt_out
@@ -43,7 +43,7 @@ def force(database_url, generated):
     assert all(r.outcome in ("ok", "duplicate") for r in reports), [r.message for r in reports]
     criteria, text = load_criteria(SHIPPED_RULES)
     moment = step_times(END, END, "day")[0]
-    evaluate(engine, criteria, text, as_of=moment, full=True, clock=lambda: moment)
+    run_evaluation(engine, criteria, text, as_of=moment, full=True, clock=lambda: moment)
     with engine.connect() as conn:
         somebody = sorted(compute(conn, moment))[7]
     opt_out(engine, somebody, actor="test")  # in no figure, at any step

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine import audit
-from engine.decisions import evaluate
+from engine.decisions import decide
 from models import AuditCheckpoint, AuditHead, Decision
 from tests.engine.rulekit import AS_OF, database, default_pack, snapshot
 
@@ -22,7 +22,7 @@ def db(database_url):
     engine = database(database_url)
     with engine.begin() as conn:
         people = [snapshot(f"P{i}", tier2plus_exposures_30d=3 + i) for i in range(1, 6)]
-        evaluate(conn, default_pack(), people, as_of=AS_OF, now=AS_OF)
+        decide(conn, default_pack(), people, as_of=AS_OF, now=AS_OF)
     yield engine
     engine.dispose()
 

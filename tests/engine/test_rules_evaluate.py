@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from engine import alerts as alert_ops
 from engine.audit import verify
-from engine.decisions import evaluate, recent_exposures
+from engine.decisions import decide, recent_exposures
 from engine.rules.active import RulesetKeeper, load_active
 from engine.rules.marks import Marks
 from engine.rules.pack import load_pack
@@ -45,7 +45,7 @@ def rows(engine, model, *where):
 
 def run(engine, snapshots, exposures=(), *, at=AS_OF, pack=None, marks=None):
     with engine.begin() as conn:
-        summary = evaluate(
+        summary = decide(
             conn, pack or default_pack(), snapshots, exposures, as_of=at, now=at, marks=marks
         )
     assert summary.disagreements == []
@@ -136,7 +136,7 @@ def test_kept_marks_skip_unchanged_people_and_follow_commits_and_resolutions(db)
     assert run(db, [snapshot("S1", tier2plus_exposures_30d=3)], marks=marks).alerts_opened == 1
     assert run(db, [snapshot("S1", tier2plus_exposures_30d=3)], marks=marks).people_evaluated == 0
     with pytest.raises(RuntimeError), db.begin() as conn:
-        evaluate(
+        decide(
             conn,
             default_pack(),
             [snapshot("S1", tier2plus_exposures_30d=5)],
@@ -223,7 +223,7 @@ def test_scored_exposures_from_the_exposures_table_feed_the_exposure_rules(db):
 
 def test_decision_alert_and_outbox_rows_are_one_transaction(db):
     with pytest.raises(RuntimeError), db.begin() as conn:
-        evaluate(conn, default_pack(), [snapshot("S1", **THREE_RULES)], as_of=AS_OF, now=AS_OF)
+        decide(conn, default_pack(), [snapshot("S1", **THREE_RULES)], as_of=AS_OF, now=AS_OF)
         raise RuntimeError("the process dies before commit")
     for model in (Decision, Alert, OutboxMessage, AlertEvent):
         assert rows(db, model) == []

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from engine import audit
 from engine.access_log import AccessReasonError, access_log_for, record_view
-from engine.decisions import evaluate
+from engine.decisions import decide
 from engine.oversight.audit_search import (
     AccessSearch,
     DecisionSearch,
@@ -41,8 +41,8 @@ def db(database_url):
         remember(conn, pack, AS_OF)
         first = [snapshot(f"P{i}", tier2plus_exposures_30d=4) for i in range(1, 4)]
         first.append(snapshot("P4", trauma_points_90d=14.0, cancelled_rest_days_90d=3))
-        evaluate(conn, pack, first, as_of=AS_OF, now=AS_OF)
-        evaluate(conn, pack, [snapshot("P1", tier2plus_exposures_30d=5)], as_of=LATER, now=LATER)
+        decide(conn, pack, first, as_of=AS_OF, now=AS_OF)
+        decide(conn, pack, [snapshot("P1", tier2plus_exposures_30d=5)], as_of=LATER, now=LATER)
     yield engine
     engine.dispose()
 
@@ -158,7 +158,7 @@ def test_checkpoints_newest_first_and_whether_the_log_still_has_their_entry(db):
     with db.begin() as conn:
         audit.write_checkpoint(conn, KEY, LATER)
         snapshots = [snapshot("P2", tier2plus_exposures_30d=6)]
-        evaluate(conn, default_pack(), snapshots, as_of=later, now=later)
+        decide(conn, default_pack(), snapshots, as_of=later, now=later)
         audit.write_checkpoint(conn, KEY, later)
     listed = checkpoints(db)
     assert [c["seq"] for c in listed] == [6, 5]
