@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import shutil
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from engine.feeds import InvalidValue, parse_ndjson_line
 from integrations.base import Batch, FeedFormatError, Row, UnreadableRow, rows_from_records
 
 FEED_SUFFIXES = (".csv", ".ndjson", ".jsonl")
@@ -113,9 +113,9 @@ def _ndjson_rows(path: Path, columns: tuple[str, ...]) -> Iterator[Row]:
                 if not text.strip():
                     continue
                 try:
-                    record = json.loads(text)
-                except json.JSONDecodeError as error:
-                    yield number, UnreadableRow(f"not valid JSON: {error.msg}", text.rstrip("\n"))
+                    record = parse_ndjson_line(text)
+                except InvalidValue as error:
+                    yield number, UnreadableRow(str(error), text.rstrip("\n"))
                     continue
                 yield from rows_from_records([record], columns, first=number)
     except UnicodeDecodeError as error:
