@@ -154,8 +154,8 @@ def _values(feed: str, key: str, column: str, value: Any) -> tuple[str, ...]:
         text = str(item).strip()
         if spec.kind == "enum" and text not in spec.choices:
             raise _problem(f"{key}: {text!r} is not one of {', '.join(spec.choices)}", key)
-        if spec.kind == "code" and not spec.pattern.fullmatch(text):
-            raise _problem(f"{key}: {text!r} can never match: not a valid {spec.label}", key)
+        if spec.kind == "code" and not spec.reads.pattern.fullmatch(text):
+            raise _problem(f"{key}: {text!r} can never match: not a valid {spec.reads.label}", key)
         if not text:
             raise _problem(f"{key}: an empty value matches nothing", key)
         values.append(text)

@@ -11,10 +11,10 @@ import math
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+
+from engine.sqltime import LONDON
 
 DAY = 86_400
-LONDON = ZoneInfo("Europe/London")
 # Rest days may be cancelled this far ahead of the period's end, so day text reaches past it.
 LOOKAHEAD_DAYS = 400
 

@@ -41,6 +41,31 @@ def test_the_shipped_criteria_are_valid_and_cover_the_three_tiers():
         assert block[0].strip().startswith("#"), category.id
 
 
+@pytest.mark.parametrize(
+    ("record", "category", "tier"),
+    [
+        # a routine armed operation is counted, but is not a threat to the officer's own life
+        ({"closing_code": "SUSPICIOUS", "qualifiers": "FIREARM"}, "armed_operation", 1),
+        ({"closing_code": "SERIOUS_ASSAULT", "qualifiers": "FIREARM"}, "serious_violence", 1),
+        # what TRiM is for: shots fired, an officer directly threatened or seriously hurt
+        ({"closing_code": "SUSPICIOUS", "qualifiers": "FIREARM|FIREARM_DISCHARGE"}, None, 3),
+        ({"closing_code": "DOMESTIC", "qualifiers": "OFFICER_THREATENED"}, "threat_to_life", 3),
+        ({"closing_code": "ASSAULT", "qualifiers": "OFFICER_SERIOUSLY_INJURED"}, None, 3),
+        # an injury of unknown severity at a serious assault: tier 2
+        ({"closing_code": "SERIOUS_ASSAULT", "qualifiers": "OFFICER_INJURED"}, None, 2),
+        ({"closing_code": "ASSAULT", "qualifiers": "OFFICER_INJURED"}, None, None),
+        # a threat to a member of the public's life is not a threat to the officer's
+        ({"closing_code": "CONCERN_FOR_WELFARE", "qualifiers": "THREAT_TO_LIFE"}, None, None),
+    ],
+)
+def test_the_shipped_criteria_keep_tier_3_for_what_trim_is_for(record, category, tier):
+    criteria, _ = load_criteria(SHIPPED_RULES)
+    found = criteria.category_of("cc_incidents", record)
+    assert (found.tier if found else None) == tier
+    if category is not None:
+        assert found.id == category
+
+
 def test_unknown_top_level_key_names_its_line():
     assert problems(GOOD + "colour: red\n") == ["rules/criteria.yaml:9: unknown key 'colour'"]
 

@@ -6,14 +6,17 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter, defaultdict
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
 
+from engine.criteria import load_criteria
 from engine.feeds import FEEDS, Reject, compile_validator, feed_for_filename
+from engine.sqltime import LONDON
 from engine.synthetic import generate_force, rates
 from engine.synthetic.pipeline import can_fork
+from trauma_tracker.settings import SHIPPED_RULES
 
 END = date(2025, 4, 1)
 FEED_FILES = ("*.csv", "*.ndjson")
@@ -261,6 +264,67 @@ def test_incident_crime_and_sickness_rates_match_the_published_figures(medium):
         float(a["working_days_lost"]) for a in sick if a["reason_group"] == "psychological"
     )
     assert psychological / days_lost == pytest.approx(0.47, abs=0.10)
+
+
+def test_armed_operations_and_tier_3_incidents_follow_the_national_figures(medium):
+    """Firearms operations from the Home Office statistics, and the incidents the shipped
+    criteria put at tier 3 (which start TRiM checks) from the sourced rates, per officer."""
+    people = feed_rows(medium, "people")
+    start, end = period(manifest(medium))
+    officer_years = Employment(people).years("officer", start, end)
+    incidents = feed_rows(medium, "cc_incidents")
+    qualifiers = Counter(q for i in incidents for q in i["qualifiers"].split("|") if q)
+    operations = rates.EW_FIREARMS_OPERATIONS_PER_YEAR / rates.EW_OFFICERS * officer_years
+    assert qualifiers["FIREARM"] == pytest.approx(operations, rel=0.25)
+    # A discharge only ever follows an armed operation (~1 in 1,500 of them).
+    discharged = [i["qualifiers"].split("|") for i in incidents if "DISCHARGE" in i["qualifiers"]]
+    assert all("FIREARM" in q for q in discharged)
+    assert rates.AS_FIREARMS_OPERATIONS_PER_YEAR * rates.DISCHARGE_PER_FIREARMS_OPERATION < 1
+
+    criteria, _ = load_criteria(SHIPPED_RULES)
+    tier3 = Counter()
+    for incident in incidents:
+        found = criteria.category_of("cc_incidents", incident)
+        if found is not None and found.tier == 3:
+            tier3[found.id] += 1
+    per_as_year = 3_300 / officer_years  # from this force to an A&S-sized one, a year
+    child_assaults = (
+        rates.INCIDENT_TYPES["SERIOUS_ASSAULT"].share
+        * dict(rates.QUALIFIERS["SERIOUS_ASSAULT"])["CHILD"]
+        * rates.AS_INCIDENTS_PER_YEAR
+    )
+    expected = rates.AS_CHILD_DEATHS_ATTENDED_PER_YEAR + child_assaults
+    assert tier3["child_death"] * per_as_year == pytest.approx(expected, rel=0.4)
+    threatened = sum(
+        rates.INCIDENT_TYPES[code].share * dict(q).get("OFFICER_THREATENED", 0)
+        for code, q in rates.QUALIFIERS.items()
+    )
+    expected = threatened * rates.AS_INCIDENTS_PER_YEAR
+    assert tier3["threat_to_life"] * per_as_year == pytest.approx(expected, rel=0.4)
+    # Routine armed operations are no TRiM trigger: tier-3 incidents are a few in a thousand
+    # of the force's serious ones, and far fewer than its armed operations.
+    assert sum(tier3.values()) < qualifiers["FIREARM"]
+
+
+def test_nothing_is_dated_after_the_end_in_london(medium):
+    """END is in British Summer Time: its last hour is 23:00-24:00 London, 22:00-23:00 UTC.
+    Every moment lies before midnight London time, and the data reaches that last hour."""
+    last_day = date.fromisoformat(manifest(medium)["period"]["last_day"])
+    midnight = datetime.combine(last_day + timedelta(days=1), time(), LONDON).astimezone(UTC)
+    assert midnight.hour == 23  # the test is about the summer hour
+    latest = datetime.min.replace(tzinfo=UTC)
+    for feed in ("cc_incidents", "cc_deployments", "rms_occurrences", "rms_involvements"):
+        for row in feed_rows(medium, feed):
+            for name, value in row.items():
+                if value and name.endswith(("_at", "_on")):
+                    moment = datetime.fromisoformat(value)
+                    assert moment < midnight, (feed, name, value)
+                    latest = max(latest, moment)
+    assert latest >= midnight - timedelta(hours=1)
+    for row in feed_rows(medium, "absences"):
+        assert date.fromisoformat(row["start_date"]) <= last_day
+    for row in feed_rows(medium, "rest_day_cancellations"):
+        assert date.fromisoformat(row["notified_on"]) <= last_day
 
 
 def test_workforce_mix_is_like_avon_and_somerset(medium):
