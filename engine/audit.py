@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.rules.pack import canonical_json, pack_from_definitions
-from models import AuditCheckpoint, AuditHead, Decision, RulesetVersion
+from models import Alert, AuditCheckpoint, AuditHead, Decision, RulesetVersion
 
 GENESIS = "0" * 64
 HASHED = (
@@ -45,6 +45,7 @@ decisions_t: sa.Table = Decision.__table__
 head_t: sa.Table = AuditHead.__table__
 checkpoints_t: sa.Table = AuditCheckpoint.__table__
 versions_t: sa.Table = RulesetVersion.__table__
+alerts_t: sa.Table = Alert.__table__
 
 
 class AuditError(Exception):
@@ -273,6 +274,7 @@ class Replay:
     rule_id: str
     differences: list[str]
     explanation: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)  # what could not be re-derived, and why
 
     @property
     def same(self) -> bool:
@@ -289,8 +291,71 @@ def find_decision(conn: sa.Connection, ref: str) -> Any:
     return row
 
 
+def _stored_differences(row: Any) -> list[str]:
+    """What about the stored entry itself no longer holds: its hash over every column (an
+    edited outcome, alert, rule, time...), and its input's and explanation's digests."""
+    found = []
+    if entry_hash(row._mapping) != row.entry_hash:
+        found.append(
+            "its stored fields do not match its hash: a column was edited after it was "
+            "recorded (`audit verify` names the chain's first bad entry)"
+        )
+    if digest(row.input) != row.input_digest:
+        found.append("its stored input does not match its digest: the input was edited")
+    if digest(row.explanation) != row.explanation_digest:
+        found.append("its stored explanation does not match its digest: it was edited")
+    return found
+
+
+def _outcome_differences(conn: sa.Connection, row: Any) -> tuple[list[str], list[str]]:
+    """The stored outcome and alert id against the alerts table: an `alert_opened` decision
+    is the one its alert names, a suppressed one is not; `suppressed_open_alert` names the
+    alert that was open then, `suppressed_cooldown` none. Returns (differences, notes)."""
+    opened = conn.execute(
+        sa.select(alerts_t.c.id).where(alerts_t.c.decision_id == row.decision_id)
+    ).scalar()
+    linked = None
+    if row.alert_id is not None:
+        linked = conn.execute(
+            sa.select(alerts_t.c.id, alerts_t.c.staff_id, alerts_t.c.rule_id).where(
+                alerts_t.c.id == row.alert_id
+            )
+        ).first()
+    if opened is not None:
+        derived, derived_alert = "alert_opened", opened
+    elif row.alert_id is not None and linked is None:
+        note = f"alert {row.alert_id} is no longer stored (purged): its outcome is not checked"
+        return [], [note]
+    elif linked is not None:
+        derived, derived_alert = "suppressed_open_alert", linked.id
+    elif row.outcome == "alert_opened":
+        return ["outcome is stored as alert_opened, but no alert was opened by it"], []
+    else:
+        derived, derived_alert = "suppressed_cooldown", None
+    found = []
+    if row.outcome != derived:
+        because = (
+            f"alert {derived_alert} was opened by this decision"
+            if derived == "alert_opened"
+            else f"it names alert {derived_alert}, opened by another decision"
+            if derived_alert is not None
+            else "no alert was open for it"
+        )
+        found.append(f"outcome is stored as {row.outcome}, but {because}: {derived}")
+    if row.alert_id != derived_alert:
+        found.append(f"alert id is stored as {row.alert_id}, the alerts say {derived_alert}")
+    if linked is not None and linked.staff_id != row.staff_id:
+        found.append(f"alert {linked.id} is about {linked.staff_id}, not {row.staff_id}")
+    if linked is not None and linked.rule_id != row.rule_id:
+        found.append(f"alert {linked.id} is of rule {linked.rule_id}, not {row.rule_id}")
+    return found, []
+
+
 def replay(conn: sa.Connection, ref: str) -> Replay:
-    """Re-run one decision from its stored input and ruleset; list every difference."""
+    """Re-run one decision from its stored input and ruleset, and compare what that derives
+    with every stored field: the entry against its hash and digests, rule and version, the
+    person and subject kind against the input, the firing and its explanation, and the
+    outcome and alert id against the alerts table. Lists every difference."""
     from engine.rules.matching import Subject, match, tested_fields, typed_values
 
     row = find_decision(conn, ref)
@@ -302,7 +367,9 @@ def replay(conn: sa.Connection, ref: str) -> Replay:
     if stored is None:
         raise AuditError(f"decision {row.decision_id}: ruleset {row.ruleset_hash} is not stored")
     pack = pack_from_definitions(json.loads(stored.rules), json.loads(stored.routing))
-    differences = []
+    differences = _stored_differences(row)
+    outcome_differences, notes = _outcome_differences(conn, row)
+    differences += outcome_differences
     if pack.ruleset_hash != row.ruleset_hash:
         differences.append(
             f"stored ruleset now hashes to {pack.ruleset_hash}, not {row.ruleset_hash}"
@@ -313,17 +380,21 @@ def replay(conn: sa.Connection, ref: str) -> Replay:
             row.decision_id,
             row.rule_id,
             [*differences, f"rule {row.rule_id} is not in the ruleset"],
+            notes=notes,
         )
     if rule.version != row.rule_version:
         differences.append(f"rule version is {rule.version}, the decision used {row.rule_version}")
     record = json.loads(row.input)
+    for name, seen in (("staff_id", record["staff_id"]), ("subject", record["kind"])):
+        if row._mapping[name] != seen:
+            differences.append(f"{name} is stored as {row._mapping[name]}, the input says {seen}")
     values = typed_values(record["values"], tested_fields(pack, record["kind"]))
     result = match(pack, [Subject(record["kind"], record["staff_id"], values, record["values"])])
     differences += [f"engine and explanation disagree: {d}" for d in result.disagreements]
     firing = next((f for f in result.firings if f.rule.id == rule.id), None)
     if firing is None:
         differences.append(f"rule {rule.id} does not fire on the stored input now")
-        return Replay(row.decision_id, row.rule_id, differences)
+        return Replay(row.decision_id, row.rule_id, differences, notes=notes)
     if firing.explanation != json.loads(row.explanation):
         differences.append("the explanation differs from the stored one")
-    return Replay(row.decision_id, row.rule_id, differences, firing.explanation)
+    return Replay(row.decision_id, row.rule_id, differences, firing.explanation, notes)

@@ -525,6 +525,8 @@ def replay(obj: Any, decision: str, as_json: bool) -> None:
             result = audit_ops.replay(conn, decision)
         except audit_ops.AuditError as error:
             _fail(str(error))
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     if as_json:
         _print_json(
             {
@@ -533,6 +535,7 @@ def replay(obj: Any, decision: str, as_json: bool) -> None:
                 "same": result.same,
                 "differences": result.differences,
                 "explanation": result.explanation,
+                "notes": result.notes,
             }
         )
     elif result.same:

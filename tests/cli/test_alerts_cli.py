@@ -212,3 +212,23 @@ def test_reading_commands_leave_no_database_behind(tmp_path, monkeypatch):
     (tmp_path / "demo-data" / "tracker.sqlite").touch()
     result = run("alerts")
     assert "--db sqlite:///demo-data/tracker.sqlite` before the command" in result.stderr
+
+
+def test_audit_replay_differs_once_the_stored_outcome_was_edited(run, force):
+    from models import Decision, table_of
+
+    decisions = table_of(Decision)
+    assert run("audit", "replay", "1").exit_code == 0
+    with force.engine.begin() as conn:
+        conn.execute(
+            decisions.update().where(decisions.c.seq == 1).values(outcome="suppressed_cooldown")
+        )
+
+    result = run("audit", "replay", "1")
+
+    assert result.exit_code == 1, result.output
+    assert "replay differs" in result.output
+    assert "outcome is stored as suppressed_cooldown, but alert" in result.output
+    assert "do not match its hash" in result.output
+    document = json.loads(run("audit", "replay", "1", "--json").stdout)
+    assert document["same"] is False and len(document["differences"]) == 2

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from engine import alerts as alert_ops
 from engine import audit
 from engine.decisions import decide
 from models import AuditCheckpoint, AuditHead, Decision
@@ -163,7 +165,10 @@ def test_replay_shows_what_differs(db):
     change(db, decisions.update().where(at_seq(1)).values(input=json.dumps(record)))
     with db.connect() as conn:
         result = audit.replay(conn, row.decision_id)
-    assert result.differences == ["rule cluster-30d does not fire on the stored input now"]
+    assert result.differences == [
+        "its stored input does not match its digest: the input was edited",
+        "rule cluster-30d does not fire on the stored input now",
+    ]
     with pytest.raises(audit.AuditError, match="no decision nope"), db.connect() as conn:
         audit.replay(conn, "nope")
 
@@ -175,3 +180,77 @@ def test_erasing_a_person_keeps_the_chain_verifiable(db):
     assert result.ok and result.erased == 1
     with pytest.raises(audit.AuditError, match="erased"), db.connect() as conn:
         audit.replay(conn, "2")
+
+
+def rehashed(engine, seq, **values):
+    """Edit a decision and recompute its hash, as a careful forger would."""
+    with engine.begin() as conn:
+        entry = dict(conn.execute(sa.select(decisions).where(at_seq(seq))).one()._mapping)
+        entry.update(values)
+        entry["entry_hash"] = audit.entry_hash(entry)
+        conn.execute(decisions.update().where(at_seq(seq)).values(entry))
+
+
+def replayed(engine, ref):
+    with engine.connect() as conn:
+        return audit.replay(conn, ref)
+
+
+def test_replay_compares_the_stored_outcome_and_alert(db):
+    with db.connect() as conn:
+        row = conn.execute(sa.select(decisions).where(at_seq(3))).one()
+    assert (row.outcome, replayed(db, "3").same) == ("alert_opened", True)
+
+    change(db, decisions.update().where(at_seq(3)).values(outcome="suppressed_cooldown"))
+    result = replayed(db, "3")
+
+    assert not result.same
+    assert result.differences == [
+        "its stored fields do not match its hash: a column was edited after it was recorded "
+        "(`audit verify` names the chain's first bad entry)",
+        f"outcome is stored as suppressed_cooldown, but alert {row.alert_id} was opened by "
+        "this decision: alert_opened",
+    ]
+    # Rehashed, the edit still shows: the alerts table says what the outcome was.
+    rehashed(db, 3, outcome="suppressed_open_alert", alert_id=None)
+    assert replayed(db, "3").differences == [
+        f"outcome is stored as suppressed_open_alert, but alert {row.alert_id} was opened by "
+        "this decision: alert_opened",
+        f"alert id is stored as None, the alerts say {row.alert_id}",
+    ]
+    rehashed(db, 3, outcome="alert_opened", alert_id=row.alert_id, staff_id="P9")
+    assert replayed(db, "3").differences == [
+        f"alert {row.alert_id} is about P3, not P9",
+        "staff_id is stored as P9, the input says P3",
+    ]
+
+
+def test_suppressed_decisions_replay_the_same_and_an_edit_to_them_shows(db):
+    later = AS_OF + timedelta(days=1)
+    with db.begin() as conn:  # P1 still meets the rule while its alert is open
+        decide(conn, default_pack(), [snapshot("P1", tier2plus_exposures_30d=9)], as_of=later)
+        (open_alert,) = [a for a in alert_ops.list_alerts(conn) if a["staff_id"] == "P1"]
+        alert_ops.resolve(conn, open_alert["alert_id"], "S2", "referred", later)
+    with db.begin() as conn:  # ...and again once it was resolved, inside the cooldown
+        decide(
+            conn,
+            default_pack(),
+            [snapshot("P1", tier2plus_exposures_30d=10)],
+            as_of=later + timedelta(days=1),
+        )
+    with db.connect() as conn:
+        rows = conn.execute(sa.select(decisions).where(decisions.c.seq > 5)).all()
+    assert [(r.outcome, r.alert_id) for r in rows] == [
+        ("suppressed_open_alert", open_alert["alert_id"]),
+        ("suppressed_cooldown", None),
+    ]
+    assert replayed(db, "6").same and replayed(db, "7").same
+
+    rehashed(db, 7, outcome="alert_opened")
+    assert replayed(db, "7").differences == [
+        "outcome is stored as alert_opened, but no alert was opened by it"
+    ]
+    with db.connect() as conn:
+        other = conn.execute(sa.select(decisions.c.alert_id).where(at_seq(2))).scalar_one()
+    rehashed(db, 6, alert_id=other)
+    assert replayed(db, "6").differences == [f"alert {other} is about P2, not P1"]
