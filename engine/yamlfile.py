@@ -101,8 +101,11 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
+        # One line whatever the file holds: a key or value may carry a newline or a control
+        # character, shown escaped.
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.message}"
+        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in self.message)
+        return f"{where}: {message}"
 
 
 class RuleFileError(Exception):
@@ -160,7 +163,13 @@ def parse(text: str, name: str) -> LinedDocument:
     if len(text) > MAX_BYTES:
         message = f"larger than {MAX_BYTES // 1024} KiB: a rule file is not that big"
         raise RuleFileError([Problem(name, None, message)])
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # reads the text at once: a NUL or the like is refused here
+    except yaml.reader.ReaderError as error:
+        line = text.count("\n", 0, error.position) + 1
+        character = chr(error.character) if isinstance(error.character, int) else "?"
+        message = f"not valid YAML: the character {character!r} is not allowed in a YAML file"
+        raise RuleFileError([Problem(name, line, message)]) from None
     try:
         node = loader.get_single_node()
         if node is None:
