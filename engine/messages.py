@@ -121,6 +121,8 @@ def plan_messages(
             outbox.mark_cancelled(
                 conn, [row.id], token, now, "the alert was resolved as not needed"
             )
+            if row.alert_id is not None:  # the follow-ups themselves too, not left queued
+                alert_ops.cancel_follow_ups(conn, row.alert_id, now)
             report.cancelled += 1
         elif (until := hold.until(row)) is not None:
             later.setdefault(until, []).append(row.id)

@@ -232,3 +232,34 @@ def test_audit_replay_differs_once_the_stored_outcome_was_edited(run, force):
     assert "do not match its hash" in result.output
     document = json.loads(run("audit", "replay", "1", "--json").stdout)
     assert document["same"] is False and len(document["differences"]) == 2
+
+
+@pytest.mark.parametrize("outcome", ["no_action_needed", "false_positive"])
+def test_no_follow_up_is_queued_or_sent_for_an_alert_resolved_as_not_needed(run, force, outcome):
+    import sqlalchemy as sa
+
+    from models import AlertFollowUp, OutboxMessage, table_of
+
+    follow_ups, outbox = table_of(AlertFollowUp), table_of(OutboxMessage)
+    s1, s5 = trim_alert(run, "S1"), trim_alert(run, "S5")
+    # S5's first reminder is queued (72 hours on), then both alerts are resolved as not needed.
+    queued = listed(run, "alerts", "follow-ups", "--now", "2025-07-04T12:00:00Z", "--json")
+    assert len(queued["follow_ups"]) == 2  # the 72-hour reminders of both alerts
+    for alert_id in (s1, s5):
+        resolved = run("alerts", "resolve", alert_id, "--by", "S2", "--outcome", outcome)
+        assert resolved.exit_code == 0, resolved.output
+
+    later = listed(run, "alerts", "follow-ups", "--now", "2025-08-30", "--json")
+
+    assert later == {"follow_ups": []}
+    with force.engine.connect() as conn:
+        states = conn.execute(
+            sa.select(follow_ups.c.alert_id, follow_ups.c.status).where(
+                follow_ups.c.alert_id.in_([s1, s5])
+            )
+        ).all()
+        reminders = conn.execute(
+            sa.select(outbox.c.status).where(outbox.c.kind == "follow_up")
+        ).scalars()
+        assert {status for _, status in states} == {"cancelled"} and len(states) == 4
+        assert set(reminders) == {"cancelled"}

@@ -167,7 +167,10 @@ def test_a_follow_up_row_for_an_alert_resolved_as_not_needed_is_cancelled_at_dis
         )
     report = dispatcher.run(at + timedelta(hours=72))
     assert (report.sent, report.cancelled) == (0, 3)
-    assert follow_ups(engine)[(alert_id, "72h")] == "queued"  # never sent
+    # Never sent, and no longer queued: both of the alert's follow-ups are off.
+    assert follow_ups(engine) == {(alert_id, "72h"): "cancelled", (alert_id, "28d"): "cancelled"}
+    with engine.begin() as conn:  # ...so the 28-day one is never queued either
+        assert alert_ops.send_follow_ups(conn, dispatcher.routing, at + timedelta(days=29)) == []
 
 
 def test_self_is_the_person_themself_by_email(dispatcher, tmp_path):
