@@ -47,9 +47,12 @@ class Context:
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            from models.db import make_engine
+            from models.db import DatabaseError, make_engine
 
-            self._engine = make_engine(self.settings.database_url)
+            try:
+                self._engine = make_engine(self.settings.database_url)
+            except DatabaseError as error:  # a URL that can't be used: one line, exit 2
+                fail(str(error))
         return self._engine
 
     def close(self) -> None:
@@ -62,17 +65,15 @@ class Context:
 
         A SQLite file that does not exist is not created here: a command that reads must not
         leave an empty database behind (`init` creates one)."""
-        import sqlalchemy as sa
+        from models.db import DatabaseError, SchemaNotCurrent, require_current
 
-        from models.db import SchemaNotCurrent, require_current
-
-        url = sa.engine.make_url(self.settings.database_url)
+        url = self.engine.url  # not connected yet, so no file is created
         on_disk = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
         if on_disk and not Path(url.database).exists():
             fail(f"no database at {url.database}: {_where_to_point()}")
         try:
             require_current(self.engine)
-        except SchemaNotCurrent as error:
+        except (SchemaNotCurrent, DatabaseError) as error:
             fail(str(error))
         return self.engine
 
@@ -131,9 +132,12 @@ def main(
 @click.pass_obj
 def init(obj: Context) -> None:
     """Create the database, or upgrade it to the newest schema."""
-    from models.db import migrate
+    from models.db import DatabaseError, migrate
 
-    before, after = migrate(obj.engine)
+    try:
+        before, after = migrate(obj.engine)
+    except DatabaseError as error:  # a refused server, a database that does not exist
+        fail(str(error))
     where = obj.engine.url.render_as_string(hide_password=True)
     if before == after:
         click.echo(f"{where}: schema is current ({after})")
