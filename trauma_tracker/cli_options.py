@@ -41,18 +41,25 @@ def parse_moment(text: str) -> datetime:
 
     The one meaning for every command: ISO 8601 with an offset or `Z` as given, without one
     London time, and a bare date the end of that day in London (23:59:59.999999), so that
-    "as of 30 June" counts all of 30 June.
+    "as of 30 June" counts all of 30 June. Like every date in the feeds, it must lie between
+    engine.feeds.EARLIEST and LATEST (a 0001-01-01 or 9999-12-31 is a typo or a placeholder).
 
-    :raise click.BadParameter: not a date or time.
+    :raise click.BadParameter: not a date or time, or outside that range.
     """
-    from engine.sqltime import parse_as_of
+    from engine.feeds import EARLIEST, LATEST
+    from engine.sqltime import LONDON, parse_as_of
 
     try:
-        return parse_as_of(text)
-    except ValueError:
+        moment = parse_as_of(text)
+        day = moment.astimezone(LONDON).date()
+    except (ValueError, OverflowError):
+        day = None
+    if day is None or not EARLIEST <= day <= LATEST:
         raise click.BadParameter(
-            f"{text!r}: expected a date (YYYY-MM-DD) or an ISO 8601 time, e.g. 2025-06-30T09:00"
-        ) from None
+            f"{text!r}: expected a date (YYYY-MM-DD) or an ISO 8601 time, e.g. 2025-06-30T09:00, "
+            f"from {EARLIEST} to {LATEST}"
+        )
+    return moment
 
 
 def moment_option(*names: str, what: str) -> Callable:

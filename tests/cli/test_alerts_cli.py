@@ -180,14 +180,14 @@ def test_a_bare_date_means_the_end_of_that_day_for_every_command(run):
     result = run("alerts", "escalate", "--now", "2025-07-04", "--json")
     escalated = json.loads(result.stdout)["escalated"]
     assert sorted(escalated) == sorted(a["alert_id"] for a in listed(run, "alerts", "--json"))
-    for command in (
-        ("alerts", "follow-ups", "--now"),
-        ("notify", "--now"),
-        ("evaluate", "--as-of"),
-    ):
-        bad = run(*command, "30/06/2025")
-        assert bad.exit_code == 2, (command, bad.output)
-        assert "expected a date (YYYY-MM-DD) or an ISO 8601 time" in bad.output
+    commands = (("alerts", "follow-ups", "--now"), ("notify", "--now"), ("evaluate", "--as-of"))
+    for command in commands:
+        for bad_time in ("30/06/2025", "9999-12-31", "0001-01-01T00:00+01:00", "1899-12-31"):
+            bad = run(*command, bad_time)
+            assert bad.exit_code == 2, (command, bad_time, bad.output)
+            assert "expected a date (YYYY-MM-DD) or an ISO 8601 time" in bad.output
+            assert "from 1900-01-01 to 2100-12-31" in bad.output and "Traceback" not in bad.output
+    assert run("alerts", "follow-ups", "--now", "2100-12-31").exit_code == 0
 
 
 def test_reading_commands_leave_no_database_behind(tmp_path, monkeypatch):
