@@ -129,8 +129,34 @@ def test(obj: Any, directory: Path | None) -> None:
         sys.exit(1)
 
 
+LOAD_LINES = (  # (figure, how the text output says it)
+    ("per_100_staff_year", "alerts per 100 staff a year"),
+    ("per_supervisor_month_mean", "alerts per supervisor a month, mean"),
+    ("per_supervisor_month_p95", "alerts per supervisor a month, 95th percentile"),
+    ("wellbeing_per_working_day", "alerts to the wellbeing team per working day"),
+    ("share_alerted", "share of staff alerted at least once"),
+)
+
+
+def _print_load(reports: list[tuple[str, Any]]) -> None:
+    """The load table: one column per report (candidate, running)."""
+    figures = [(title, report.load_figures()) for title, report in reports]
+    width = max(len(label) for _, label in LOAD_LINES)
+    click.echo("load" + " " * (width - 2) + "".join(f"{t:>12}" for t, _ in figures))
+    rows = [("people", "people counted (mean over the steps)"), *LOAD_LINES]
+    for key, label in rows:
+        cells = []
+        for _, load in figures:
+            value = load[key]
+            cells.append(f"{value:>12.1%}" if key == "share_alerted" else f"{value:>12}")
+        click.echo(f"  {label:<{width}}" + "".join(cells))
+
+
 def _print_backtest(title: str, report) -> None:
-    click.echo(f"{title}: ruleset {report.ruleset}, {report.steps} {report.step}s")
+    click.echo(
+        f"{title}: ruleset {report.ruleset}, {report.start} to {report.end} (both included), "
+        f"{report.steps} steps of a {report.step}"
+    )
     for rule, count in sorted(report.alerts.items()):
         click.echo(f"  {rule}: {count} alerts")
         for month, n in sorted(report.by_month[rule].items()):
@@ -142,19 +168,26 @@ def _print_backtest(title: str, report) -> None:
 
 @rules.command("backtest")
 @DIRECTORY
-@click.option("--from", "start", required=True, help="First day, YYYY-MM-DD.")
-@click.option("--to", "end", required=True, help="Last day, YYYY-MM-DD.")
+@click.option("--from", "start", required=True, help="First day, YYYY-MM-DD (included).")
+@click.option("--to", "end", required=True, help="Last day, YYYY-MM-DD (included).")
 @click.option("--step", type=click.Choice(["day", "week"]), default="week", show_default=True)
 @json_option
 @click.pass_obj
 def backtest(obj: Any, directory: Path | None, start: str, end: str, step: str, as_json: bool):
     """What the rules would have opened over stored history; creates no alert.
 
-    Given a folder that differs from the running ruleset, both are run and compared.
+    The period runs from the start of --from to the end of --to (London time), both days
+    included. Prints alerts per rule, month and unit, and the load: alerts per 100 staff a
+    year, per supervisor a month (mean and 95th percentile), per working day for the
+    wellbeing team, and the share of staff alerted. Given a folder that differs from the
+    running ruleset, both are run and compared. It replays what `evaluate` scored; on a
+    database never evaluated it scores the stored records itself first (with the folder's
+    criteria.yaml), keeps nothing, and says so.
     """
+    from engine.criteria import load_criteria
     from engine.rules.active import last_good
     from engine.rules.backtest import backtest as run_backtest
-    from engine.rules.backtest import compare
+    from engine.rules.backtest import compare, score_unevaluated, scoring_problem, unscored_runs
     from engine.rules.pack import load_pack
     from engine.yamlfile import RuleFileError
 
@@ -169,6 +202,28 @@ def backtest(obj: Any, directory: Path | None, start: str, end: str, step: str, 
         sys.exit(1)
     engine = obj.current_engine()
     with engine.connect() as conn:
+        scored_here = scoring_problem(conn) is not None
+        if scored_here:
+            try:
+                criteria, _ = load_criteria(_rules_dir(obj, directory))
+            except RuleFileError as error:
+                for problem in error.problems:
+                    click.echo(str(problem))
+                sys.exit(PROBLEM)
+            count = score_unevaluated(conn, criteria, first, obj.settings.history_days)
+            click.echo(
+                "note: this database has never been evaluated, so the backtest scored the "
+                f"stored records itself ({count} exposures, criteria {criteria.version}); "
+                "nothing is kept. Run `trauma-tracker evaluate` to score them for good.",
+                err=True,
+            )
+        waiting = unscored_runs(conn)
+        if waiting:
+            click.echo(
+                f"warning: {waiting} ingest run(s) since the last evaluation are not scored "
+                "yet and don't count: run `trauma-tracker evaluate` first to include them",
+                err=True,
+            )
         running = None
         if directory is not None:
             running = last_good(conn)
@@ -189,6 +244,7 @@ def backtest(obj: Any, directory: Path | None, start: str, end: str, step: str, 
                 "candidate": report.to_json(),
                 "running": before.to_json() if before else None,
                 "changes": changes,
+                "scored_by_backtest": scored_here,
             }
         )
         return
@@ -198,6 +254,7 @@ def backtest(obj: Any, directory: Path | None, start: str, end: str, step: str, 
         click.echo("change in alerts (candidate - running):")
         for rule, row in changes.items():
             click.echo(f"  {rule}: {row['running']} -> {row['candidate']} ({row['change']:+d})")
+    _print_load([("candidate", report), ("running", before)] if before else [("rules", report)])
 
 
 # --- alerts ----------------------------------------------------------------------------------

@@ -20,10 +20,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.rules.backtest import (
-    STEPS,
     BacktestReport,
     ExposureProvider,
     count_firing,
+    opening,
     step_times,
     stored_exposures,
 )
@@ -95,13 +95,16 @@ def swept_backtest(
     wanted = tested_fields(pack, "snapshot")
     key_of = band_keys(pack, tuple(wanted))
     has_exposure_rules = any(rule.on == "exposure" for rule in pack.rules)
-    by_step = _exposures_by_step(conn, moments, report.step, exposures, has_exposure_rules)
+    first = opening(report.start)
+    by_step = _exposures_by_step(conn, moments, first, exposures, has_exposure_rules)
     seen: dict[int, tuple] = {}  # person -> their key when last matched
     fired: dict[int, list[str]] = {}  # person -> rules that fired for them then
     disagreeing: dict[int, list[str]] = {}  # person -> disagreements then (re-matched)
     last_open: dict[tuple[str, str], datetime] = {}
     sweep = DailyFigures(conn, moments, fields)
+    staff = sweep.staff
     for step, (moment, figures, changed) in enumerate(sweep.steps()):
+        report.load.count_step(moment, ((staff[p], f["supervisor_id"]) for p, f in figures.items()))
         for person in [p for p in seen if p not in figures]:
             del seen[person]
             fired.pop(person, None)
@@ -160,15 +163,14 @@ def swept_backtest(
 def _exposures_by_step(
     conn: sa.Connection,
     moments: list[datetime],
-    step: str,
+    first: datetime,
     exposures: ExposureProvider,
     wanted: bool,
 ) -> list[list[dict]]:
-    """Each step's exposures (after the previous step, up to this one). The stored ones are
-    read in one query for the whole range rather than one a step."""
+    """Each step's exposures (after the previous step, up to this one; the first step's
+    after `first`). The stored ones are read in one query for the whole range, not one a step."""
     if not wanted:
         return [[] for _ in moments]
-    first = moments[0] - STEPS[step]
     if exposures is not stored_exposures:
         bounds = [first, *moments]
         return [list(exposures(conn, bounds[i], bounds[i + 1])) for i in range(len(moments))]
