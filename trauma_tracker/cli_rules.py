@@ -201,6 +201,7 @@ def backtest(obj: Any, directory: Path | None, start: str, end: str, step: str, 
             click.echo(str(problem))
         sys.exit(1)
     engine = obj.current_engine()
+    notes = []  # on stderr, or in the JSON document's "notes"
     with engine.connect() as conn:
         scored_here = scoring_problem(conn) is not None
         if scored_here:
@@ -211,18 +212,16 @@ def backtest(obj: Any, directory: Path | None, start: str, end: str, step: str, 
                     click.echo(str(problem))
                 sys.exit(PROBLEM)
             count = score_unevaluated(conn, criteria, first, obj.settings.history_days)
-            click.echo(
-                "note: this database has never been evaluated, so the backtest scored the "
-                f"stored records itself ({count} exposures, criteria {criteria.version}); "
-                "nothing is kept. Run `trauma-tracker evaluate` to score them for good.",
-                err=True,
+            notes.append(
+                "this database has never been evaluated, so the backtest scored the stored "
+                f"records itself ({count} exposures, criteria {criteria.version}); nothing is "
+                "kept. Run `trauma-tracker evaluate` to score them for good."
             )
         waiting = unscored_runs(conn)
         if waiting:
-            click.echo(
-                f"warning: {waiting} ingest run(s) since the last evaluation are not scored "
-                "yet and don't count: run `trauma-tracker evaluate` first to include them",
-                err=True,
+            notes.append(
+                f"{waiting} ingest run(s) since the last evaluation are not scored yet and "
+                "don't count: run `trauma-tracker evaluate` first to include them"
             )
         running = None
         if directory is not None:
@@ -245,9 +244,12 @@ def backtest(obj: Any, directory: Path | None, start: str, end: str, step: str, 
                 "running": before.to_json() if before else None,
                 "changes": changes,
                 "scored_by_backtest": scored_here,
+                "notes": notes,
             }
         )
         return
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
     _print_backtest("candidate" if before else "rules", report)
     if before is not None and changes is not None:
         _print_backtest("running", before)
