@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from engine.criteria import POINTS_DECIMALS, Criteria
 from engine.indicators import WINDOWS, in_window
 from engine.sqltime import read_datetime
-from models import Exposure, OptOut, PersonVersion, table_of
+from models import Exposure, Incident, OptOut, PersonVersion, table_of
 
 PERSON_WINDOWS = ("30d", "90d", "365d", "5y")
 
@@ -36,6 +36,37 @@ def is_opted_out(conn: sa.Connection, staff_id: str) -> bool:
     opt_outs = table_of(OptOut)
     found = conn.execute(sa.select(opt_outs.c.staff_id).where(opt_outs.c.staff_id == staff_id))
     return found.first() is not None
+
+
+def records_begin(conn: sa.Connection) -> datetime | None:
+    """When the force's incident records begin: the first C&C incident stored (an index
+    lookup), or None when there is none. A window reaching further back than this counts
+    less than its length of history."""
+    incidents = table_of(Incident)
+    return read_datetime(conn.execute(sa.select(sa.func.min(incidents.c.created_at))).scalar())
+
+
+def window_coverage(
+    document: dict[str, Any], begins: datetime | None, history_days: int
+) -> dict[str, Any]:
+    """`document` (person_exposure's) with, for each window, whether the records cover all
+    of it (`complete`), and `history_from`: the earliest moment they cover (the first C&C
+    incident, or the person's own earliest exposure if that is older, and never before the
+    history horizon)."""
+    if document.get("opted_out"):
+        return document
+    as_of = read_datetime(document["as_of"].replace("Z", "+00:00"))
+    starts = [begins] if begins else []
+    starts += [read_datetime(e["at"].replace("Z", "+00:00")) for e in document["exposures"]]
+    start = max(min(starts), as_of - timedelta(days=history_days)) if starts else None
+    windows = {
+        name: {
+            **figures,
+            "complete": start is not None and as_of - timedelta(days=WINDOWS[name]) >= start,
+        }
+        for name, figures in document["windows"].items()
+    }
+    return {**document, "windows": windows, "history_from": _iso(start) if start else None}
 
 
 def _iso(moment: datetime) -> str:

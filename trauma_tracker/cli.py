@@ -423,25 +423,30 @@ def _london(moment: datetime) -> str:
 @click.pass_obj
 def exposure(obj: Context, staff_id: str, as_of: datetime | None, as_json: bool) -> None:
     """One person's exposure: points and counts over 30 days, 90 days, 365 days and 5 years,
-    and every exposure in the history. An opted-out person shows only that."""
+    and every exposure in the history. A window longer than the records held is marked
+    partial, with the date they begin. An opted-out person shows only that."""
     from engine.criteria import load_criteria
-    from engine.personal import UnknownPerson, person_exposure
+    from engine.personal import UnknownPerson, person_exposure, records_begin, window_coverage
     from engine.yamlfile import RuleFileError
 
     try:  # labels only: a broken criteria file must not hide a person's record
         criteria, _ = load_criteria(obj.settings.rules_dir)
     except RuleFileError:
         criteria = None
+    engine = obj.current_engine()
+    history_days = obj.settings.history_days
     try:
         document = person_exposure(
-            obj.current_engine(),
+            engine,
             staff_id,
             as_of or datetime.now(UTC),
-            history_days=obj.settings.history_days,
+            history_days=history_days,
             criteria=criteria,
         )
     except UnknownPerson:
         fail(f"no person with staff id {staff_id!r} has been ingested")
+    with engine.connect() as conn:
+        document = window_coverage(document, records_begin(conn), history_days)
     if as_json:
         click.echo(json.dumps(document, indent=2))
     else:
@@ -456,8 +461,13 @@ def _print_exposure(document: dict) -> None:
     as_of = datetime.fromisoformat(document["as_of"].replace("Z", "+00:00"))
     click.echo(f"{staff_id} as of {_london(as_of)}")
     click.echo(f"  {'window':<8} {'points':>8} {'exposures':>10}")
+    begins = document["history_from"]
+    since = _london(datetime.fromisoformat(begins.replace("Z", "+00:00")))[:10] if begins else None
     for window, figures in document["windows"].items():
-        click.echo(f"  {window:<8} {figures['points']:>8g} {figures['exposures']:>10}")
+        partial = ""
+        if not figures["complete"]:
+            partial = f"  partial: the records begin {since}" if since else "  partial: no records"
+        click.echo(f"  {window:<8} {figures['points']:>8g} {figures['exposures']:>10}{partial}")
     if not document["exposures"]:
         click.echo("  no exposures recorded")
         return

@@ -90,12 +90,14 @@ def test_exposure_json_has_the_contract_shape(run):
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
     assert document["staff_id"] == "S1" and document["opted_out"] is False
+    # The records begin with S1's first exposure (2 March): 12 months and 5 years are partial.
     assert document["windows"] == {
-        "30d": {"points": 3.0, "exposures": 1},
-        "90d": {"points": 3.0, "exposures": 1},
-        "365d": {"points": 5.0, "exposures": 2},
-        "5y": {"points": 5.0, "exposures": 2},
+        "30d": {"points": 3.0, "exposures": 1, "complete": True},
+        "90d": {"points": 3.0, "exposures": 1, "complete": True},
+        "365d": {"points": 5.0, "exposures": 2, "complete": False},
+        "5y": {"points": 5.0, "exposures": 2, "complete": False},
     }
+    assert document["history_from"] == "2025-03-02T09:00:00Z"
     first = document["exposures"][0]
     assert {"ref", "feed", "category", "tier", "role", "points", "at"} <= set(first)
     assert first == {
@@ -120,7 +122,10 @@ def test_exposure_table_is_readable(run):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "S1 as of 2025-07-01 01:00 BST"
-    assert any(line.split() == ["365d", "5", "2"] for line in lines)
+    assert any(line.split() == ["90d", "3", "1"] for line in lines)
+    partial = "partial: the records begin 2025-03-02"
+    assert any(line.split()[:3] == ["365d", "5", "2"] and line.endswith(partial) for line in lines)
+    assert any(line.split()[:3] == ["5y", "5", "2"] and line.endswith(partial) for line in lines)
     assert any("Death of a child" in line and "INC-1" in line for line in lines)
 
 
@@ -182,9 +187,24 @@ def test_opt_out_and_in_through_the_command_line(run, force):
     result = run("opt-in", "S1")
     assert result.exit_code == 0, result.output
     back = json.loads(run("exposure", "S1", "--as-of", "2025-07-01T00:00:00Z", "--json").output)
-    assert back["windows"]["365d"] == {"points": 5.0, "exposures": 2}
+    assert back["windows"]["365d"] == {"points": 5.0, "exposures": 2, "complete": False}
     with force.engine.connect() as conn:
         actors = conn.execute(sa.text("SELECT action, actor FROM opt_out_events ORDER BY id"))
         rows = [tuple(r) for r in actors]
     assert rows[0] == ("opt_out", "hr.admin")
     assert rows[1][0] == "opt_in" and rows[1][1]  # the OS user, whoever runs the tests
+
+
+def test_a_five_year_window_is_complete_only_when_the_records_go_back_five_years(run, force):
+    at = "2025-07-01T00:00:00Z"
+    assert json.loads(run("exposure", "S2", "--as-of", at, "--json").output)["windows"]["5y"] == {
+        "points": 0,
+        "exposures": 0,
+        "complete": False,
+    }
+    # An incident six years back, none of S2's business: the force's records now reach back.
+    force.add(incident("INC-OLD", "2019-05-01T10:00:00Z", "RTC_FATAL"))
+    document = json.loads(run("exposure", "S2", "--as-of", at, "--json").output)
+    assert all(w["complete"] for w in document["windows"].values())
+    assert document["history_from"] == "2020-07-01T00:00:00Z"  # the history kept: 1826 days
+    assert "partial" not in run("exposure", "S1", "--as-of", at).output
