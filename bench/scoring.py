@@ -33,7 +33,6 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.analyst import duckdb_points  # noqa: E402
 from bench.feedsplit import changes_between, known_at  # noqa: E402
 from engine.criteria import load_criteria  # noqa: E402
 from engine.evaluation import run_evaluation  # noqa: E402
@@ -43,6 +42,7 @@ from engine.snapshots import snapshot_state  # noqa: E402
 from engine.sources import ingest_files  # noqa: E402
 from engine.synthetic import generate_force  # noqa: E402
 from models.db import make_engine, migrate  # noqa: E402
+from tests.duckdb_oracle import duckdb_points  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 END = date(2025, 11, 1)

@@ -1,4 +1,5 @@
-"""What an analyst with a BI tool would do: windowed points per person, straight from the CSVs.
+"""The DuckDB oracle: what an analyst with a BI tool would compute, windowed points per
+person straight from the CSVs, to check the tracker against.
 
 DuckDB reads the feed files and computes each person's exposures and windowed points with
 one query, written independently of engine/scoring.py (its own SQL for categories: lists
@@ -6,8 +7,10 @@ split into arrays, not string search) but to the same definitions (CONTRACT sect
 category by precedence, points = tier points x role multiplier, one exposure per person per
 incident (a deployment and its linked occurrence share `cc:<urn>`), the higher-scoring
 record kept with the same tie-breaks, the history horizon applied to the kept exposure, and
-windows `as_of - N x 24h < at <= as_of`. Used by bench/scoring.py and by a test that the two
-agree exactly.
+windows `as_of - N x 24h < at <= as_of`. The evaluation moment is applied first: a record
+dated after it does not exist yet at that moment, so it can't be paired with (and win over)
+one dated before. Used by tests/engine/test_incremental.py and bench/scoring.py, which
+check that the two agree exactly. It is a test's oracle, so it lives with the tests.
 """
 
 from __future__ import annotations
@@ -93,10 +96,13 @@ candidates AS (
   FROM {read("rms_involvements")} v JOIN occurrences o USING (occurrence_ref)
   WHERE o.category IS NOT NULL AND v.role IN ({roles})
 ),
+known AS (  -- what exists at the moment, before any pairing
+  SELECT * FROM candidates WHERE moment <= {moment}
+),
 scored AS (
   SELECT *, CASE category {tiers} END AS tier,
          round((CASE category {tier_points} END) * (CASE role {multipliers} END), 3) AS points
-  FROM candidates
+  FROM known
 ),
 exposures AS (
   SELECT * FROM scored
@@ -106,7 +112,7 @@ exposures AS (
 SELECT staff_id,
 {windows}
 FROM exposures
-WHERE moment <= {moment} AND moment > {oldest}
+WHERE moment > {oldest}
 GROUP BY staff_id
 """
 

@@ -10,6 +10,8 @@ import pytest
 
 from bench.feedsplit import changes_between, known_at
 from engine import indicators
+from engine.criteria import load_criteria
+from engine.feeds import FEEDS
 from engine.indicators import WINDOWS
 from engine.ingest import Ingestor
 from engine.optout import opt_out
@@ -17,6 +19,7 @@ from engine.snapshots import snapshot_state
 from engine.sources import ingest_files
 from engine.synthetic import generate_force
 from tests.forcedata import Force, utc
+from trauma_tracker.settings import SHIPPED_RULES
 
 END = date(2025, 6, 30)
 START = datetime(2025, 6, 26, tzinfo=UTC)
@@ -63,21 +66,26 @@ def test_day_by_day_incremental_equals_full(database_url, generated, tmp_path):
     force.close()
 
 
-# The force's last moment, and moments whose short windows reach back across a clock change
-# (windows are N x 24 hours, not N calendar days in London).
-AGREEMENT_MOMENTS = ("2025-06-30T00:00:00Z", "2025-04-02T09:30:00Z", "2024-11-01T00:00:00Z")
+# Moments whose short windows reach back across a clock change (windows are N x 24 hours, not
+# N calendar days in London), and the force's last moment; in the order they happen.
+AGREEMENT_MOMENTS = ("2024-11-01T00:00:00Z", "2025-04-02T09:30:00Z", "2025-06-30T00:00:00Z")
 
 
-def test_windowed_points_agree_exactly_with_duckdb_on_the_csv_files(database_url, generated):
+def test_windowed_points_agree_exactly_with_duckdb_on_the_csv_files(
+    database_url, generated, tmp_path
+):
+    """At each moment the tracker holds the feeds as known then (as it would have), and the
+    oracle reads the whole folder, applying the moment itself."""
     pytest.importorskip("duckdb")
-    from bench.analyst import duckdb_points
+    from tests.duckdb_oracle import duckdb_points
 
     force = Force(database_url)
-    ingest(force, generated)
-    force.evaluate(datetime(END.year, END.month, END.day, tzinfo=UTC))
     compared = 0
-    for moment in AGREEMENT_MOMENTS:
+    for n, moment in enumerate(AGREEMENT_MOMENTS):
         as_of = utc(moment)
+        known_at(generated, tmp_path / f"known{n}", as_of)
+        ingest(force, tmp_path / f"known{n}")
+        force.evaluate(as_of)
         with force.engine.begin() as conn:
             ours = indicators.compute(conn, as_of)
         theirs = duckdb_points(generated, force.criteria, as_of, history_days=WINDOWS["5y"])
@@ -94,3 +102,27 @@ def test_windowed_points_agree_exactly_with_duckdb_on_the_csv_files(database_url
             compared += bool(analyst)
     assert compared > 60  # most people have exposures: the comparison is not vacuous
     force.close()
+
+
+def test_the_oracle_applies_the_moment_before_pairing_records(tmp_path):
+    """A sudden death attended at 23:50 (tier 1) and, 25 minutes after the evaluation moment,
+    an officer in charge of its linked occurrence, a child's homicide (tier 3): at the moment
+    only the deployment exists, so it is the exposure; the later record can't win the pair
+    and take the deployment out of the window with it."""
+    pytest.importorskip("duckdb")
+    from tests.duckdb_oracle import duckdb_points
+
+    files = {
+        "cc_incidents": "CC1,2025-10-31T23:40:00Z,,,SUDDEN_DEATH,,I,",
+        "cc_deployments": "CC1,S1,attending,2025-10-31T23:50:00Z,",
+        "rms_occurrences": "RM1,2025-11-01T00:10:00Z,1/1,CHILD,,open,,CC1,",
+        "rms_involvements": "RM1,S1,oic,2025-11-01T00:25:00Z,",
+    }
+    for feed, row in files.items():
+        header = ",".join(FEEDS[feed].columns)
+        (tmp_path / f"{feed}_2025.csv").write_text(f"{header}\n{row}\n")
+    criteria, _ = load_criteria(SHIPPED_RULES)
+    before = duckdb_points(tmp_path, criteria, utc("2025-11-01T00:00:00Z"), WINDOWS["5y"])
+    assert (before["S1"]["points_7d"], before["S1"]["exposures_7d"]) == (1.0, 1)
+    after = duckdb_points(tmp_path, criteria, utc("2025-11-01T01:00:00Z"), WINDOWS["5y"])
+    assert (after["S1"]["points_7d"], after["S1"]["exposures_7d"]) == (3.0, 1)  # one pair
