@@ -11,14 +11,12 @@ can restart the whole service.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -42,6 +40,8 @@ PR_SET_PDEATHSIG = 1
 def _die_with_parent() -> None:
     """In a child, before exec: SIGTERM it if `run` dies (Linux), so a killed `run` leaves no
     scheduler or server behind (under systemd, the unit's cgroup is stopped anyway)."""
+    import ctypes  # here, not at the top: `trauma-tracker --help` need not wait for it
+
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
     except OSError:
@@ -99,6 +99,8 @@ def _metrics_dir() -> tuple[Path, bool]:
         for stale in folder.glob("*.db"):
             stale.unlink()
         return folder, False
+    import tempfile
+
     return Path(tempfile.mkdtemp(prefix="trauma-tracker-metrics-")), True
 
 
