@@ -13,23 +13,21 @@ For each batch (a file, an HTTP page, a SQL chunk):
 from __future__ import annotations
 
 import json
-import sqlite3
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlmodel import SQLModel
 
 from engine.bulk import Upserter, summarize_brin
-from engine.csvlane import STAGED_TABLE, Staged, prepare_csv
 from engine.feeds import FEEDS, Feed, Reject, compile_validator, feed_for_filename
-from engine.rowprep import prepare
+from engine.rowprep import Prepare, batch_rows
 from integrations.base import Batch, FeedFormatError
-from models import FEED_TABLES, HeldRow, IngestRun, QuarantinedRow, SourceWatermark
+from models import FEED_TABLES, HeldRow, IngestRun, QuarantinedRow, SourceWatermark, table_of
+
+if TYPE_CHECKING:
+    from engine.csvlane import Staged
 
 CHUNK_ROWS = 20_000
 
@@ -67,6 +65,9 @@ class BatchReport:
     linked: int = 0
     rejects: list[Reject] = field(default_factory=list)
     message: str | None = None
+    # Something wrong after the batch was handled (a file that could not be moved, or
+    # changed while it was read): the rows are stored, and the command exits 1.
+    warning: str | None = None
     run_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -85,6 +86,7 @@ class BatchReport:
                 {"line": r.line, "field": r.field, "reason": r.reason} for r in self.rejects
             ],
             "message": self.message,
+            "warning": self.warning,
         }
 
 
@@ -94,10 +96,6 @@ Progress = Callable[[str, int], None]
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _table(model: type[SQLModel]) -> sa.Table:
-    return model.__table__  # type: ignore[attr-defined]
 
 
 def resolve_feed(batch: Batch, override: str | None) -> Feed:
@@ -115,12 +113,9 @@ def resolve_feed(batch: Batch, override: str | None) -> Feed:
 
 
 def check_columns(batch: Batch, feed: Feed) -> None:
-    missing = [c for c in feed.required if c not in batch.columns]
-    if missing:
-        raise FeedFormatError(
-            batch.name,
-            f"not a {feed.name} file: missing required column(s) {', '.join(missing)}",
-        )
+    problem = feed.header_problem(batch.columns)
+    if problem:
+        raise FeedFormatError(batch.name, problem)
 
 
 class Ingestor:
@@ -142,19 +137,15 @@ class Ingestor:
         self.fast_csv = fast_csv
 
     def ingest(
-        self, batch: Batch, *, feed: str | None = None, staged: Staged | None = None
+        self, batch: Batch, *, feed: str | None = None, prepared: Staged | None = None
     ) -> BatchReport:
         """Store one batch whole or not at all, then let its source finish (`batch.done`).
 
-        `staged` is the batch's file already prepared by `engine.csvlane.stage_csv` (SQLite):
-        its rows are upserted from there, unless the people it was prepared against are no
-        longer the people stored, or the file has changed since, when the batch is prepared
-        here as usual.
+        `prepared` is what another process made of the batch's file ahead of its turn
+        (`engine.prepare_ahead`); `engine.rowprep.batch_rows` uses it if it still fits.
 
         :raise FeedFormatError: the batch can't be read as its feed; a failed run is recorded.
         """
-        if staged is not None and self.engine.dialect.name != "sqlite":
-            raise ValueError("staged files are for SQLite; PostgreSQL loads by COPY")
         report = BatchReport(path=batch.name, feed=feed or batch.feed)
         started = self.clock()
         try:
@@ -167,10 +158,10 @@ class Ingestor:
             else:
                 with (
                     self.engine.connect() as conn,
-                    _attached(conn, staged),
+                    batch_rows(conn, batch, prepared, fast=self.fast_csv) as chunks_of,
                     conn.begin(),
                 ):
-                    self._store(conn, batch, spec, report, started, staged)
+                    self._store(conn, batch, spec, report, started, chunks_of)
         except FeedFormatError as error:
             self._record_failure(batch, report, started, error.message)
             batch.done(False, error.message)
@@ -191,9 +182,9 @@ class Ingestor:
         spec: Feed,
         report: BatchReport,
         started,
-        staged: Staged | None = None,
+        chunks_of: Prepare,
     ) -> None:
-        runs = _table(IngestRun)
+        runs = table_of(IngestRun)
         report.run_id = conn.execute(
             runs.insert()
             .values(
@@ -206,37 +197,20 @@ class Ingestor:
             .returning(runs.c.id)
         ).scalar_one()
         run_id = report.run_id
-        upserter = Upserter(conn, _table(FEED_TABLES[spec.name]), spec.columns, spec.key, run_id)
+        upserter = Upserter(conn, table_of(FEED_TABLES[spec.name]), spec.columns, spec.key, run_id)
         known = self.known_people(conn) if spec.person_field else None
-        chunks = None
-        if (
-            staged is not None
-            and staged.known_people == known
-            and staged.content_hash == batch.content_hash
-        ):
-            chunks = staged.chunks(CHUNK_ROWS)
-        elif self.fast_csv and batch.path and batch.path.lower().endswith(".csv"):
-            encode_run = run_id if conn.dialect.name == "postgresql" else None
-            chunks = prepare_csv(batch.path, spec, batch.columns, known, CHUNK_ROWS, encode_run)
-        if chunks is None:
-            chunks = prepare(batch.rows, spec, batch.columns, known, CHUNK_ROWS)
         sent = 0
-        for chunk in chunks:
+        for chunk in chunks_of(spec, known, run_id, CHUNK_ROWS):
             report.rows += chunk.read
             report.duplicates += chunk.duplicates
             report.rejected += len(chunk.rejects)
             report.held += len(chunk.held)
             report.rejects.extend(reject for reject, _ in chunk.rejects)
-            sent += chunk.count
-            if chunk.staged is not None:
-                report.accepted += upserter.upsert_staged(STAGED, *chunk.staged)
-            elif chunk.encoded is not None:
-                report.accepted += upserter.upsert_copy(chunk.encoded, chunk.count)
-            else:
-                report.accepted += upserter.upsert(chunk.rows)
+            sent += chunk.payload.count
+            report.accepted += upserter.store(chunk.payload)
             if chunk.rejects:
                 conn.execute(
-                    _table(QuarantinedRow).insert(),
+                    table_of(QuarantinedRow).insert(),
                     [
                         {
                             "run_id": run_id,
@@ -288,7 +262,7 @@ class Ingestor:
 
     @staticmethod
     def _hold(conn: sa.Connection, feed: str, source: str, run_id: int, at, rows) -> None:
-        held = _table(HeldRow)
+        held = table_of(HeldRow)
         # A row held again (the same key re-sent) replaces its earlier copy. In slices, as
         # SQLite binds at most 32,766 values in one statement.
         keys = [row[1] for row in rows]
@@ -317,8 +291,8 @@ class Ingestor:
 
     def _link_held(self, conn: sa.Connection, run_id: int) -> int:
         """Store held rows whose person is now known; returns how many were linked."""
-        held = _table(HeldRow)
-        people = _table(FEED_TABLES["people"])
+        held = table_of(HeldRow)
+        people = table_of(FEED_TABLES["people"])
         waiting = conn.execute(
             sa.select(held.c.id, held.c.feed, held.c.raw)
             .where(held.c.linked_at.is_(None))
@@ -338,7 +312,7 @@ class Ingestor:
                 values = validate(0, [raw.get(c) for c in spec.columns])
                 if isinstance(values, tuple):
                     rows[spec.key_of(values)] = values
-            table = _table(FEED_TABLES[feed_name])
+            table = table_of(FEED_TABLES[feed_name])
             Upserter(conn, table, spec.columns, spec.key, run_id).upsert(list(rows.values()))
             summarize_brin(conn, table)
             conn.execute(
@@ -350,7 +324,7 @@ class Ingestor:
         return linked
 
     def _save_watermark(self, conn: sa.Connection, key: str, watermark: str) -> None:
-        marks = _table(SourceWatermark)
+        marks = table_of(SourceWatermark)
         updated = conn.execute(
             marks.update()
             .where(marks.c.source_key == key)
@@ -364,7 +338,7 @@ class Ingestor:
     # -- bookkeeping outside the batch's transaction ---------------------------------------
 
     def _already_stored(self, feed: str, digest: str) -> bool:
-        runs = _table(IngestRun)
+        runs = table_of(IngestRun)
         with self.engine.connect() as conn:
             return (
                 conn.execute(
@@ -395,7 +369,7 @@ class Ingestor:
         """Record a run that stored nothing, so operators see the failure beside the rest."""
         with self.engine.begin() as conn:
             conn.execute(
-                _table(IngestRun)
+                table_of(IngestRun)
                 .insert()
                 .values(
                     source=source,
@@ -409,42 +383,9 @@ class Ingestor:
             )
 
 
-# The schema name a staged file is attached under while its batch is stored.
-STAGED_SCHEMA = "staged"
-STAGED = f"{STAGED_SCHEMA}.{STAGED_TABLE}"
-
-
-@contextmanager
-def _attached(conn: sa.Connection, staged: Staged | None) -> Iterator[None]:
-    """`staged`'s file attached to the connection for the block. SQLite attaches only
-    outside a transaction, so this goes around the batch's transaction."""
-    if staged is None:
-        yield
-        return
-    driver = conn.connection.driver_connection
-    driver.execute(f"ATTACH DATABASE ? AS {STAGED_SCHEMA}", (staged.database,))
-    try:
-        yield
-    except BaseException:
-        _detach(conn, driver)
-        raise
-    _detach(conn, driver)
-
-
-def _detach(conn: sa.Connection, driver) -> None:
-    try:
-        driver.execute(f"DETACH DATABASE {STAGED_SCHEMA}")
-    except sqlite3.Error:
-        # Still in a transaction that failed to end: this connection must not go back to
-        # the pool with the file attached. An error already on its way is the one raised.
-        conn.invalidate()
-        if sys.exc_info()[1] is None:
-            raise
-
-
 def watermark_for(engine: sa.Engine, source_key: str) -> str | None:
     """The stored watermark of a pulled source, or None before its first pull."""
-    marks = _table(SourceWatermark)
+    marks = table_of(SourceWatermark)
     with engine.connect() as conn:
         return conn.execute(
             sa.select(marks.c.watermark).where(marks.c.source_key == source_key)

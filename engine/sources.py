@@ -1,26 +1,51 @@
-"""Turning paths and configured sources into batches for the ingestor."""
+"""Files and folders as batches for the ingestor, and what becomes of a drop folder's files.
+
+`ingest_files` is the one way files go in. It lists the folders given (only regular files
+are read: see `integrations.files`), stores each file in one transaction, and with `move`
+treats each folder as a drop folder that other systems write to:
+- one run at a time: a run finding another at work on a folder leaves that folder to it
+  (an advisory lock, `flock`, on the folder itself);
+- a file is taken only once it has been unchanged in size and time for `SETTLE_SECONDS`;
+  one still being written is left for the next run;
+- a stored file moves to processed/ only if it still holds what was stored; a file that
+  can't be used moves to failed/ with a reason (a link or other non-regular file: the entry
+  itself, not what it points to); a file that can't be moved stays, with a message, and
+  the run goes on.
+How many files are worked on at once is `engine.side_by_side` (PostgreSQL) and
+`engine.prepare_ahead` (SQLite); reports come in the order of `expand_paths` either way.
+"""
 
 from __future__ import annotations
 
-import itertools
-import multiprocessing
+import fcntl
 import os
-import shutil
-import tempfile
-import threading
-from collections import deque
-from collections.abc import Generator, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
-import sqlalchemy as sa
-
-from engine.csvlane import Staged, stage_csv
 from engine.feeds import FEEDS, feed_for_filename
 from engine.ingest import BatchReport, Ingestor, feed_rank
-from integrations.base import Batch, FeedFormatError
-from integrations.files import csv_header, feed_files, move_done, read_file
+from integrations.base import FeedFormatError
+from integrations.files import (
+    FAILED,
+    PROCESSED,
+    FileState,
+    Refused,
+    folder_entries,
+    move_done,
+    read_file,
+    shown,
+    unchanged,
+)
+
+# A file in a drop folder is taken once it has been unchanged for this long (README: "Drop
+# folders"). Writers that can should write under a temporary name and rename it instead.
+SETTLE_SECONDS = 2.0
+
+# Feeds whose rows others look up at ingest (rows naming an unknown person are held), so
+# they go in first, before files of other feeds are stored side by side or prepared ahead.
+LOOKED_UP = ("units", "people")
 
 
 def expand_paths(paths: Sequence[Path], feed: str | None = None) -> list[Path]:
@@ -28,33 +53,30 @@ def expand_paths(paths: Sequence[Path], feed: str | None = None) -> list[Path]:
 
     :raise FeedFormatError: a path that does not exist.
     """
+    return _listing(paths, feed)[0]
+
+
+def _listing(
+    paths: Sequence[Path], feed: str | None
+) -> tuple[list[Path], list[Refused], set[Path]]:
+    """The files in order, the folder entries refused, and which files came from folders."""
     files: list[Path] = []
+    refused: list[Refused] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files.extend(feed_files(path))
-        elif path.exists():
+            try:
+                found, turned_away = folder_entries(path)
+            except OSError as error:
+                raise FeedFormatError(shown(path), f"can't be read ({error.strerror})") from None
+            files.extend(found)
+            refused.extend(turned_away)
+        elif os.path.lexists(path):
             files.append(path)
         else:
-            raise FeedFormatError(str(path), "no such file or folder")
-    return sorted(files, key=lambda p: (feed_rank(feed or feed_for_filename(p.name)), p.name))
-
-
-def file_batch(path: Path, feed: str | None = None, *, move: bool = False) -> Batch:
-    """One file as a batch; with `move`, it goes to processed/ or failed/ once handled.
-
-    :raise FeedFormatError: the file can't be opened as a feed file.
-    """
-    name = feed or feed_for_filename(path.name)
-    columns = FEEDS[name].columns if name in FEEDS else None
-    try:
-        batch = read_file(path, feed=name, columns=columns)
-    except FeedFormatError as error:
-        if move and path.exists():
-            move_done(path, False, error.message)
-        raise
-    if move:
-        batch.done = lambda ok, reason: move_done(path, ok, reason)
-    return batch
+            raise FeedFormatError(shown(path), "no such file or folder")
+    in_folders = set(files) - {Path(p) for p in paths}
+    ordered = sorted(files, key=lambda p: (feed_rank(feed or feed_for_filename(p.name)), p.name))
+    return ordered, refused, in_folders
 
 
 def default_jobs(dialect: str) -> int:
@@ -65,11 +87,6 @@ def default_jobs(dialect: str) -> int:
     return min(4, cpus if dialect == "postgresql" else cpus + 1)
 
 
-# Feeds whose rows others look up at ingest (rows naming an unknown person are held), so
-# they go in first, before files of other feeds are stored side by side.
-LOOKED_UP = ("units", "people")
-
-
 def ingest_files(
     ingestor: Ingestor,
     paths: Sequence[Path],
@@ -78,234 +95,227 @@ def ingest_files(
     move: bool = False,
     jobs: int | None = 1,
     prepare_ahead: bool | None = None,
+    settle_seconds: float = SETTLE_SECONDS,
 ) -> Iterator[BatchReport]:
     """Ingest files one transaction each; a file that fails whole is reported, not raised.
-    Reports come in the order of `expand_paths`.
+    With `move`, folders are drop folders (see the module's docstring).
 
-    With `jobs` > 1 on PostgreSQL, files of different feeds are stored side by side, up to
-    `jobs` at once, each in its own transaction and connection. Each feed's files still go
-    one after another in order (a later file's rows win), and units and people go before
-    the rest, as rows of other feeds are held when they name a person not yet known. An
-    error other than a file that can't be read as its feed stops every lane before its next
-    file; the files stored by then are reported, and the error is raised. SQLite takes one
-    writer at a time, so there files are stored one by one, while up to `jobs` - 1 other
-    processes prepare the next ones (when the load is large enough for that to pay, or
-    `prepare_ahead` says so). `jobs=None` is `default_jobs` for the database.
+    With `jobs` > 1, PostgreSQL stores files of different feeds side by side and SQLite
+    prepares the next files in other processes while one is stored (when the load is large
+    enough for that to pay, or `prepare_ahead` says so); `jobs=None` is `default_jobs`.
+    Units and people go first either way. An error other than a file that can't be read as
+    its feed stops the run before the next file; the files stored by then are reported,
+    and the error is raised.
+
+    :raise FeedFormatError: a path that does not exist.
     """
-    files = expand_paths(paths, feed)
+    paths = [Path(p) for p in paths]
+    with ExitStack() as locks:
+        if move:
+            busy = [folder for folder in _drop_folders(paths) if not _lock(locks, folder)]
+            for folder in busy:
+                yield BatchReport(
+                    path=shown(folder),
+                    feed=None,
+                    outcome="skipped",
+                    message="another `ingest --move` is at work on this folder: its files "
+                    "are left to it",
+                )
+            paths = [p for p in paths if _folder_of(p) not in busy]
+        files, refused, in_folders = _listing(paths, feed)
+        for entry in refused:
+            yield _refuse(ingestor, entry, feed, move)
+        if move:
+            files, writing = _settled(files, in_folders, settle_seconds)
+            for path in writing:
+                yield BatchReport(
+                    path=shown(path),
+                    feed=feed or feed_for_filename(path.name),
+                    outcome="waiting",
+                    message=f"still being written (changed in the last {settle_seconds:g} s): "
+                    "left for the next run",
+                )
+        yield from _store_all(ingestor, files, in_folders, feed, move, jobs, prepare_ahead)
+
+
+def _store_all(ingestor, files, in_folders, feed, move, jobs, prepare_ahead):
+    def store(path: Path, prepared=None) -> BatchReport:
+        return _store_file(ingestor, path, feed, move, path in in_folders, prepared)
+
+    def feed_of(path: Path) -> str | None:
+        return feed or feed_for_filename(path.name)
+
+    dialect = ingestor.engine.dialect.name
     if jobs is None:
-        jobs = default_jobs(ingestor.engine.dialect.name)
-    if ingestor.engine.dialect.name != "postgresql":
+        jobs = default_jobs(dialect)
+    first = [path for path in files if feed_of(path) in LOOKED_UP]
+    rest = [path for path in files if feed_of(path) not in LOOKED_UP]
+    if jobs > 1 and dialect == "postgresql":
+        from engine.side_by_side import store_side_by_side
+
+        yield from map(store, first)
+        yield from store_side_by_side(rest, store, feed_of, jobs)
+        return
+    if jobs > 1 and dialect != "postgresql":
+        from engine import prepare_ahead as ahead
+
         if prepare_ahead is None:
-            prepare_ahead = _prepare_ahead_pays(ingestor, files)
-        if jobs > 1 and prepare_ahead:
-            yield from _prepared_ahead(ingestor, files, feed, move, workers=jobs - 1)
-        else:
-            yield from _in_order(ingestor, files, feed, move)
-        return
-    if jobs < 2:
-        yield from _in_order(ingestor, files, feed, move)
-        return
-    # The other files, in order; a lane holds its files' places here.
-    rest = yield from _looked_up_first(ingestor, files, feed, move)
-    lanes: dict[str | None, list[int]] = {}
-    for n, path in enumerate(rest):
-        lanes.setdefault(feed or feed_for_filename(path.name), []).append(n)
-    # The largest lanes first, so that the small ones fill in beside them at the end.
-    ordered = sorted(lanes.values(), key=lambda lane: -sum(_size(rest[n]) for n in lane))
-    reports: dict[int, BatchReport] = {}
-    stop = threading.Event()  # set on an error: every lane stops before its next file
-
-    def run(lane: list[int]) -> None:
-        for n in lane:
-            if stop.is_set():
-                return
-            try:
-                [reports[n]] = _in_order(ingestor, [rest[n]], feed, move)
-            except BaseException:
-                stop.set()
-                raise
-
-    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="tt-ingest")
-    failure: BaseException | None = None
-    try:
-        for future in [pool.submit(run, lane) for lane in ordered]:
-            future.result()
-    except BaseException as error:  # a lane's error, or an interrupt while waiting
-        failure = error
-        stop.set()
-    finally:
-        # Files being stored finish (each is one transaction); lanes not started never do.
-        pool.shutdown(wait=True, cancel_futures=True)
-    # What was stored is reported, as one by one would have before stopping at the error.
-    for n in sorted(reports):
-        yield reports[n]
-    if failure is not None:
-        raise failure
+            prepare_ahead = ahead.pays(files)
+        if prepare_ahead:
+            yield from map(store, first)
+            yield from ahead.store_prepared_ahead(ingestor, rest, store, feed, jobs - 1)
+            return
+    yield from map(store, files)
 
 
-def _looked_up_first(
-    ingestor: Ingestor, files: Sequence[Path], feed: str | None, move: bool
-) -> Generator[BatchReport, None, list[Path]]:
-    """Store the units and people files one by one, before any other file is stored or
-    prepared; returns the other files, in order."""
-    named = [(path, feed or feed_for_filename(path.name)) for path in files]
-    yield from _in_order(ingestor, [p for p, name in named if name in LOOKED_UP], feed, move)
-    return [path for path, name in named if name not in LOOKED_UP]
+# -- one file ------------------------------------------------------------------------------
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0  # gone: its lane reports that
-
-
-def _in_order(
-    ingestor: Ingestor, files: Sequence[Path], feed: str | None, move: bool
-) -> Iterator[BatchReport]:
-    for path in files:
-        yield from _store(ingestor, path, _open(path, feed, move), feed)
-
-
-def _open(path: Path, feed: str | None, move: bool) -> Batch | FeedFormatError:
-    try:
-        return file_batch(path, feed, move=move)
-    except FeedFormatError as error:
-        return error
-
-
-def _store(
+def _store_file(
     ingestor: Ingestor,
     path: Path,
-    batch: Batch | FeedFormatError,
     feed: str | None,
-    staged: Staged | None = None,
-) -> Iterator[BatchReport]:
-    """Ingest one opened file; a file that can't be read as its feed is reported, not raised."""
-    if isinstance(batch, FeedFormatError):
-        ingestor.record_unreadable(str(path), feed or feed_for_filename(path.name), batch.message)
-        yield BatchReport(path=str(path), feed=feed, outcome="failed", message=batch.message)
-        return
+    move: bool,
+    from_folder: bool,
+    prepared=None,
+) -> BatchReport:
+    """Read, store and (with `move`) move one file; a file that can't be read as its feed
+    is reported, not raised."""
+    name = shown(path)
+    feed_name = feed or feed_for_filename(path.name)
+    columns = FEEDS[feed_name].columns if feed_name in FEEDS else None
     try:
-        yield ingestor.ingest(batch, feed=feed, staged=staged)
-    except FeedFormatError as error:
-        yield BatchReport(
-            path=str(path), feed=feed or batch.feed, outcome="failed", message=error.message
+        batch, state = read_file(
+            path, feed=feed_name, columns=columns, follow_links=not from_folder
         )
+    except FileNotFoundError:
+        if move:  # another run (or the scheduler) took it between listing and reading
+            return BatchReport(
+                path=name, feed=feed_name, outcome="skipped", message="gone before it was read"
+            )
+        return _unreadable(ingestor, path, feed_name, "no such file", move)
+    except FeedFormatError as error:
+        return _unreadable(ingestor, path, feed_name, error.message, move)
+    try:
+        report = ingestor.ingest(batch, feed=feed, prepared=prepared)
+    except FeedFormatError as error:  # recorded as a failed run by the ingestor
+        report = BatchReport(
+            path=name, feed=feed or batch.feed, outcome="failed", message=error.message
+        )
+    except Exception as error:
+        if move:  # as one by one has always done: the file goes to failed/ with the error
+            _move(path, BatchReport(path=name, feed=feed_name), False, str(error))
+        raise
+    if move:
+        _finish(path, report, state)
+    return report
 
 
-# Preparing files in other processes pays once a load is large enough to outweigh starting
-# them (about a second); below this many bytes of CSV, files are prepared as they are stored.
-PREPARE_AHEAD_BYTES = 32 * 1024 * 1024
+def _unreadable(
+    ingestor: Ingestor, path: Path, feed: str | None, message: str, move: bool
+) -> BatchReport:
+    name = shown(path)
+    ingestor.record_unreadable(name, feed, message)
+    report = BatchReport(path=name, feed=feed, outcome="failed", message=message)
+    if move:
+        _move(path, report, False, message)
+    return report
 
 
-def _prepare_ahead_pays(ingestor: Ingestor, files: Sequence[Path]) -> bool:
-    csv_files = [path for path in files if path.suffix.lower() == ".csv"]
-    return len(csv_files) > 1 and sum(map(_size, csv_files)) >= PREPARE_AHEAD_BYTES
+def _refuse(ingestor: Ingestor, entry: Refused, feed: str | None, move: bool) -> BatchReport:
+    """A folder entry that is not read (a link, a pipe): reported, and moved aside."""
+    return _unreadable(
+        ingestor, entry.path, feed or feed_for_filename(entry.path.name), entry.reason, move
+    )
 
 
-def _prepared_ahead(
-    ingestor: Ingestor, files: Sequence[Path], feed: str | None, move: bool, workers: int
-) -> Iterator[BatchReport]:
-    """SQLite, one writer: while a file is stored, the next ones are checked and their rows
-    written to scratch files by `workers` other processes (`engine.csvlane.stage_csv`), so
-    this process only moves rows from there into the database, without binding a value.
+def _finish(path: Path, report: BatchReport, state: FileState) -> None:
+    if report.outcome == "failed":
+        _move(path, report, False, report.message)
+    elif not unchanged(path, state):
+        report.warning = (
+            "changed while it was being ingested: what was read is stored, and the file is "
+            "left in place for the next run (write a file under a temporary name and rename "
+            "it when it is complete)"
+        )
+    else:
+        _move(path, report, True)
 
-    Units and people go first, one by one: the others are prepared against the people they
-    leave stored (rows naming anyone else are held). A file is opened (hashed, and moved
-    once done) only at its turn, so what becomes of each file, and of the files before an
-    error, is what one by one gives; whatever a worker could not do, the writer does.
-    """
-    rest = yield from _looked_up_first(ingestor, files, feed, move)
-    if not rest:
+
+def _move(path: Path, report: BatchReport, ok: bool, reason: str | None = None) -> None:
+    """Move a file to processed/ or failed/; a file that can't be moved stays where it is,
+    and the report says so."""
+    folder = PROCESSED if ok else FAILED
+    try:
+        move_done(path, ok, reason)
         return
-    with ingestor.engine.connect() as conn:
-        people = Ingestor.known_people(conn)
-    scratch = _scratch_folder(ingestor.engine)
-    spawn = multiprocessing.get_context("spawn")  # polars' threads do not survive a fork
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=spawn)
-    ahead: deque[tuple[Path, Future | None]] = deque()
+    except FileNotFoundError as error:
+        if os.path.lexists(path):  # the file is there: what it goes to is not
+            problem = f"could not be moved to {folder}/ ({error.strerror}); it stays where it is"
+        else:
+            problem = f"was gone before it could be moved to {folder}/"
+    except OSError as error:
+        what = f"{error.strerror}: {shown(error.filename)}" if error.filename else str(error)
+        problem = f"could not be moved to {folder}/ ({what}); it stays where it is"
+    if ok:
+        report.warning = f"stored, but {problem}"
+    else:
+        report.message = f"{report.message} (and it {problem})"
 
-    def submit(n: int, path: Path) -> None:
-        database = scratch / f"{n}.sqlite"
-        future = _stage(pool, path, feed, people, database) if ingestor.fast_csv else None
-        ahead.append((path, future))
 
+# -- drop folders ----------------------------------------------------------------------------
+
+
+def _folder_of(path: Path) -> Path:
+    return path if path.is_dir() else path.parent
+
+
+def _drop_folders(paths: Sequence[Path]) -> list[Path]:
+    folders: dict[str, Path] = {}
+    for path in paths:
+        folder = _folder_of(path)
+        folders.setdefault(os.path.realpath(folder), folder)
+    return list(folders.values())
+
+
+def _lock(locks: ExitStack, folder: Path) -> bool:
+    """Take the folder's lock for the run (a lock on the folder itself, so nothing is left
+    in it); False if another run holds it."""
     try:
-        waiting = iter(enumerate(rest))
-        # One file per worker: none waits in a queue, so an error stops them soon.
-        for n, path in itertools.islice(waiting, workers):
-            submit(n, path)
-        while ahead:
-            path, future = ahead.popleft()
-            for n, following in itertools.islice(waiting, 1):
-                submit(n, following)
-            staged = _staged(future)
-            try:
-                yield from _store(ingestor, path, _open(path, feed, move), feed, staged)
-            finally:
-                if staged is not None:
-                    Path(staged.database).unlink(missing_ok=True)
-    finally:
-        try:
-            pool.shutdown(wait=True, cancel_futures=True)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-
-
-SCRATCH_PREFIX = ".trauma-tracker-stage-"
-
-
-def _scratch_folder(engine: sa.Engine) -> Path:
-    """A folder for the scratch files of one load, beside the database file (on the same
-    disk, and as private as the database: the files hold its rows until they are stored),
-    readable by this user only. Folders left by a load that was killed go first."""
-    database = engine.url.database
-    parent = Path(database).resolve().parent if database and database != ":memory:" else None
-    parent = parent or Path(tempfile.gettempdir())
-    for folder in parent.glob(f"{SCRATCH_PREFIX}*"):
-        pid = folder.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=parent))
-
-
-def _alive(pid: int) -> bool:
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return True  # a folder that can't be opened: listing it reports the problem
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
         return False
-    except PermissionError:
-        return True  # another user's process
+    locks.callback(os.close, descriptor)  # closing it releases the lock
     return True
 
 
-def _stage(
-    pool: ProcessPoolExecutor,
-    path: Path,
-    feed: str | None,
-    people: frozenset[str],
-    database: Path,
-) -> Future | None:
-    """Hand a CSV file to a worker, or None for a file that is left to its turn."""
-    name = feed or feed_for_filename(path.name)
-    if name not in FEEDS or path.suffix.lower() != ".csv":
-        return None
-    try:
-        header = csv_header(path)  # reads the first line; moves and records nothing
-        known = people if FEEDS[name].person_field else None
-        return pool.submit(stage_csv, str(path), name, header, known, str(database))
-    except (FeedFormatError, OSError, BrokenProcessPool):
-        return None  # the writer meets the problem at the file's turn, as one by one would
+def _settled(
+    files: list[Path], in_folders: set[Path], settle: float
+) -> tuple[list[Path], list[Path]]:
+    """The files to take now, and those in folders still being written: changed in size or
+    time within `settle` seconds. Waits (at most `settle` seconds) for files changed just
+    now, rather than leaving them for the next run."""
+    candidates = [path for path in files if path in in_folders]
+    if settle <= 0 or not candidates:
+        return files, []
+    before = {path: _stamp(path) for path in candidates}
+    now = time.time()
+    ages = [now - stamp[1] / 1e9 for stamp in before.values() if stamp is not None]
+    wait = max((settle - age for age in ages), default=0.0)
+    if wait > 0:
+        time.sleep(min(wait, settle))
+    writing = {path for path in candidates if _stamp(path) != before[path]}
+    return [path for path in files if path not in writing], sorted(writing)
 
 
-def _staged(future: Future | None) -> Staged | None:
-    if future is None:
-        return None
+def _stamp(path: Path) -> tuple[int, int] | None:
     try:
-        return future.result()
-    except Exception:
-        # The file went or changed, the scratch disk is full, a worker was killed: the
-        # writer prepares the file itself, and reports any problem with it as one by one.
+        info = os.lstat(path)
+    except OSError:
         return None
+    return info.st_size, info.st_mtime_ns

@@ -53,9 +53,9 @@ class Batch:
     source_key: str | None = None
     watermark: str | None = None
     done: Callable[[bool, str | None], None] = field(default=lambda ok, reason: None)
-    # Set for a local file, so ingest may re-read it in a second process (the rows of a
-    # large file are prepared there while this process writes).
-    path: str | None = None
+    # A CSV file's bytes, as hashed: `rows` reads them, and so may a lane that reads a
+    # whole file at once, so what is stored is exactly what was hashed.
+    csv_bytes: bytes | None = field(default=None, repr=False)
 
 
 def rows_from_records(

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from engine.csvlane import stage_csv
 from engine.feeds import FEEDS
 from engine.ingest import Ingestor
-from engine.sources import file_batch, ingest_files
+from engine.sources import ingest_files
 from integrations.base import Batch, FeedFormatError, rows_from_records
+from integrations.files import read_file
 from models import FEED_TABLES, IngestRun, QuarantinedRow
 from models.db import make_engine, migrate
 from tests.feedfiles import SAMPLE_ROWS, database_state, write_csv, write_force, write_ndjson
@@ -415,14 +416,14 @@ def test_a_file_staged_before_its_people_arrived_is_prepared_again(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'staged.sqlite'}")
     migrate(engine)
     path = write_csv(tmp_path / "cc_deployments.csv", SAMPLE_ROWS["cc_deployments"])
-    batch = file_batch(path)
+    batch, _ = read_file(path, feed="cc_deployments")
     staged = stage_csv(
         str(path), "cc_deployments", batch.columns, frozenset(), str(tmp_path / "stage.sqlite")
     )
     assert (staged.count, len(staged.summary.held)) == (0, 2)
     ingest(engine, write_csv(tmp_path / "people.csv", SAMPLE_ROWS["people"]))
 
-    report = Ingestor(engine).ingest(batch, staged=staged)
+    report = Ingestor(engine).ingest(batch, prepared=staged)
 
     assert (report.accepted, report.held) == (2, 0)
     assert {r["staff_id"] for r in rows_of(engine, "cc_deployments")} == {"S1", "S2"}
@@ -433,7 +434,7 @@ def test_drop_folder_moves_files_and_explains_failures(engine, tmp_path):
     drop = tmp_path / "drop"
     write_force(drop)
     (drop / "cc_incidents_broken.csv").write_text("incident_urn,grade\nINC-1,1\n")
-    reports = ingest(engine, drop, move=True)
+    reports = ingest(engine, drop, move=True, settle_seconds=0)
     assert sum(r.outcome == "failed" for r in reports) == 1
     assert sorted(p.name for p in drop.iterdir() if p.is_file()) == []
     assert len(list((drop / "processed").iterdir())) == len(FEEDS)
@@ -623,7 +624,9 @@ def test_an_error_in_one_feed_stops_the_others_and_reports_what_was_stored(
     monkeypatch.setattr(Ingestor, "_store", failing)
     reported = []
     with pytest.raises(RuntimeError, match="the database went away"):
-        for report in ingest_files(Ingestor(engine), [drop], move=True, jobs=2, prepare_ahead=True):
+        for report in ingest_files(
+            Ingestor(engine), [drop], move=True, jobs=2, prepare_ahead=True, settle_seconds=0
+        ):
             reported.append(report)
 
     processed = {p.name for p in (drop / "processed").iterdir()}
@@ -650,20 +653,26 @@ def _database_folder(engine, tmp_path):
     return Path(database).parent if engine.dialect.name == "sqlite" else tmp_path
 
 
-def test_what_a_worker_could_not_do_the_writer_does(tmp_path, monkeypatch):
+def test_what_a_worker_could_not_do_the_writer_does(tmp_path, monkeypatch, caplog):
     """A worker that fails (here: it can't create its scratch file) leaves the file to
-    the writer, which stores it as one by one would."""
+    the writer, which stores it as one by one would; the worker's error is logged."""
     engine = make_engine(f"sqlite:///{tmp_path / 'tracker.sqlite'}")
     migrate(engine)
     not_a_folder = tmp_path / "not-a-folder"
     not_a_folder.write_text("")
-    monkeypatch.setattr("engine.sources._scratch_folder", lambda engine: not_a_folder)
+    monkeypatch.setattr("engine.prepare_ahead._scratch_folder", lambda engine: not_a_folder)
     files = write_force(tmp_path / "feeds")
 
-    reports = ingest(engine, *files, jobs=2, prepare_ahead=True)
+    with caplog.at_level("WARNING", logger="engine.prepare_ahead"):
+        reports = ingest(engine, *files, jobs=2, prepare_ahead=True)
 
     assert [(r.outcome, r.accepted) for r in reports] == [("ok", 2)] * len(FEEDS)
     assert len(rows_of(engine, "cc_deployments")) == 2
+    failures = [r.getMessage() for r in caplog.records if r.name == "engine.prepare_ahead"]
+    # Every file after units and people went to a worker, and each worker failed.
+    assert len(failures) == len(FEEDS) - 2, failures
+    assert all("OperationalError" in message for message in failures), failures
+    assert "preparing a cc_deployments file in another process failed" in "\n".join(failures)
     engine.dispose()
 
 
