@@ -13,7 +13,7 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from engine.feeds import FEEDS, parse_list
+from engine.feeds import FEEDS
 
 FORMATS = ("csv", "ndjson")
 
@@ -43,10 +43,7 @@ class FeedFile:
             self.lines = 1
         else:
             # Each column as its JSON key and how its text becomes a JSON value.
-            self.keys = [
-                (f'"{f.name}":', "list" if f.parse is parse_list else f.kind)
-                for f in FEEDS[feed].fields
-            ]
+            self.keys = [(f'"{f.name}":', f.kind) for f in FEEDS[feed].fields]
 
     def emit(self, rows: list[tuple]) -> None:
         if self.fmt == "csv":
