@@ -1,9 +1,9 @@
 """Fixtures for the web app: a small force with named people, the app, and signing in as them.
 
 `web_force` is stored through the real ingest path (tests/forcedata.py) on each database and
-evaluated with the shipped intervention rules at the real current time, so the pages' "last
-7 days" and "today" mean what they say. Personas read like sentences in tests:
-`sign_in_as(client, "supervisor")`.
+evaluated with the shipped intervention rules at the real current time (once a session, then
+copied for each test), so the pages' "last 7 days" and "today" mean what they say. Personas
+read like sentences in tests: `sign_in_as(client, "supervisor")`.
 
 The force (staff ids):
 - P100 officer, supervised by P200: three serious exposures in 30 days (a cluster alert to
@@ -20,13 +20,18 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+import shutil
+import uuid
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlmodel import SQLModel
 
+import models  # noqa: F401  (every table in SQLModel.metadata)
 from engine.optout import opt_out
 from engine.sqltime import local_date
 from tests.forcedata import (
@@ -179,10 +184,122 @@ def web_rules(tmp_path) -> Path:
     return write_rules(tmp_path / "rules")
 
 
+class WebForceTemplates:
+    """The named force, built once a session on each database and handed to each test as a
+    copy (SQLite: the file; PostgreSQL: the rows restored from a snapshot, in one schema kept
+    for the session). Building it is ingest, scoring and the rules: seconds a test, where
+    this is milliseconds."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.built: dict[str, WebForce] = {}
+        self.postgres: dict[str, Any] = {}
+
+    def sqlite(self, url: str, rules_dir: Path) -> WebForce:
+        template = self.folder / "web-force.sqlite"
+        if "sqlite" not in self.built:
+            built = build_web_force(
+                f"sqlite:///{template}", write_rules(self.folder / "sqlite-rules")
+            )
+            with built.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # all in the one file
+            built.force.close()
+            self.built["sqlite"] = built
+        shutil.copyfile(template, url.removeprefix("sqlite:///"))
+        return replace(self.built["sqlite"], force=Force(url), url=url, rules_dir=rules_dir)
+
+    def postgresql(self, postgres_url: str, rules_dir: Path) -> WebForce:
+        if "postgresql" not in self.built:
+            self._build_postgresql(postgres_url)
+        else:
+            self._restore_postgresql()
+        url = self.postgres["url"]
+        return replace(self.built["postgresql"], force=Force(url), url=url, rules_dir=rules_dir)
+
+    def _build_postgresql(self, postgres_url: str) -> None:
+        schema = f"tt_web_{uuid.uuid4().hex[:12]}"
+        snapshot = f"{schema}_snapshot"
+        admin = sa.create_engine(postgres_url)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        sep = "&" if "?" in postgres_url else "?"
+        # application_name marks the tests' connections, so a restore can end any left open.
+        url = f"{postgres_url}{sep}options=-csearch_path%3D{schema}&application_name={schema}"
+        built = build_web_force(url, write_rules(self.folder / "postgresql-rules"))
+        built.force.close()
+        with admin.begin() as conn:
+            stored = set(
+                conn.execute(
+                    sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :s"),
+                    {"s": schema},
+                ).scalars()
+            )
+            # Referred-to tables before the tables that refer to them (foreign keys).
+            ordered = [t.name for t in SQLModel.metadata.sorted_tables if t.name in stored]
+            tables = ordered + sorted(stored - set(ordered))
+            sequences = conn.execute(
+                sa.text("SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = :s"),
+                {"s": schema},
+            ).all()
+            conn.execute(sa.text(f'CREATE SCHEMA "{snapshot}"'))
+            for table in tables:
+                conn.execute(
+                    sa.text(f'CREATE TABLE "{snapshot}"."{table}" AS TABLE "{schema}"."{table}"')
+                )
+        self.built["postgresql"] = built
+        self.postgres = {
+            "admin": admin, "schema": schema, "snapshot": snapshot, "url": url,
+            "tables": tables, "sequences": sequences,
+        }  # fmt: skip
+
+    def _restore_postgresql(self) -> None:
+        pg = self.postgres
+        schema, snapshot = pg["schema"], pg["snapshot"]
+        with pg["admin"].begin() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = :a AND pid <> pg_backend_pid()"
+                ),
+                {"a": schema},
+            )
+            conn.execute(sa.text("SET LOCAL lock_timeout = '20s'"))
+            for table in reversed(pg["tables"]):  # referring rows first
+                # DELETE, not TRUNCATE: a few rows each, and TRUNCATE makes new files for
+                # every table and index (seconds, where this is tens of milliseconds).
+                conn.execute(sa.text(f'DELETE FROM "{schema}"."{table}"'))
+            for table in pg["tables"]:
+                copy = f'INSERT INTO "{schema}"."{table}" SELECT * FROM "{snapshot}"."{table}"'
+                conn.execute(sa.text(copy))
+            for name, last in pg["sequences"]:
+                conn.execute(
+                    sa.text("SELECT setval(:q, :v, :called)"),
+                    {"q": f'"{schema}"."{name}"', "v": last or 1, "called": last is not None},
+                )
+
+    def close(self) -> None:
+        if self.postgres:
+            with self.postgres["admin"].begin() as conn:
+                for name in (self.postgres["schema"], self.postgres["snapshot"]):
+                    conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
+            self.postgres["admin"].dispose()
+
+
+@pytest.fixture(scope="session")
+def web_force_templates(tmp_path_factory):
+    templates = WebForceTemplates(tmp_path_factory.mktemp("web-force"))
+    yield templates
+    templates.close()
+
+
 @pytest.fixture
-def web_force(database_url, web_rules):
-    """The named force (module docstring) on each database, evaluated now."""
-    built = build_web_force(database_url, web_rules)
+def web_force(request, database_url, web_rules, web_force_templates):
+    """The named force (module docstring) on each database, evaluated at the session's start,
+    as a fresh copy for each test."""
+    if database_url.startswith("sqlite"):
+        built = web_force_templates.sqlite(database_url, web_rules)
+    else:
+        built = web_force_templates.postgresql(request.getfixturevalue("postgres_url"), web_rules)
     yield built
     built.force.close()
 
