@@ -1,4 +1,4 @@
-"""Evaluation: snapshots and new exposures in; decisions, alerts and outbox rows out.
+"""Decisions: the rules run on snapshots and new exposures; decisions, alerts and outbox rows out.
 
 `decide` writes everything through the caller's connection, so one transaction holds the
 decisions, their alerts, the alerts' outbox rows and follow-ups, and the run's summary.
