@@ -37,6 +37,21 @@ def postgres_available(url: str) -> bool:
     return _reachable[url]
 
 
+def pytest_report_header(config) -> list[str]:
+    """Say at the start which databases this run uses, and how to add PostgreSQL if it is not."""
+    url = _postgres_url()
+    required = os.environ.get("TT_TEST_POSTGRES") == "require"
+    shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+    if postgres_available(url):
+        return [f"databases: SQLite and PostgreSQL ({shown}){' (required)' if required else ''}"]
+    if required:
+        return [f"databases: SQLite; PostgreSQL REQUIRED but not reachable at {shown}"]
+    return [
+        f"databases: SQLite only; PostgreSQL tests skip: none reachable at {shown} "
+        "(set TT_TEST_POSTGRES_URL)"
+    ]
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """A PostgreSQL URL to a database the tests may use; skips (or fails, if required)."""
