@@ -61,9 +61,7 @@ AS_CHILD_DEATHS_ATTENDED_PER_YEAR = (
     ENGLAND_CHILD_DEATHS_PER_YEAR * AS_POPULATION / ENGLAND_POPULATION * CHILD_DEATHS_ATTENDED_SHARE
 )
 # Chance an armed operation ends in a police discharge (the two national figures above).
-DISCHARGE_PER_FIREARMS_OPERATION = (
-    EW_FIREARMS_DISCHARGES_PER_YEAR / EW_FIREARMS_OPERATIONS_PER_YEAR
-)
+DISCHARGE_PER_FIREARMS_OPERATION = EW_FIREARMS_DISCHARGES_PER_YEAR / EW_FIREARMS_OPERATIONS_PER_YEAR
 
 # ---------------------------------------------------------------------------------------------
 # Workforce
@@ -139,13 +137,25 @@ class IncidentType(NamedTuple):
 # ~11 per 100,000 a year applied to A&S's ~1.8 million people (~190 a year, ~0.1% of logs);
 # SUDDEN_DEATH from coroners' referrals (~40% of deaths, ONS/MoJ coroner statistics), of which
 # police attend about a third (assumption) in a population with ~17,000 deaths a year.
+# Homicides: ~590 a year in England and Wales (ONS, Homicide in England and Wales, year ending
+# March 2024: 570; ~600 a year before), ~1 per 100,000 people, ~17 a year for A&S; each is
+# recorded as a crime from a sudden death log.
+EW_POPULATION = 60_900_000  # ONS mid-year population estimates, mid-2023
+EW_HOMICIDES_PER_YEAR = 590
+AS_HOMICIDES_PER_YEAR = EW_HOMICIDES_PER_YEAR * AS_POPULATION / EW_POPULATION
 RTC_FATAL_SHARE = AS_ROAD_DEATHS_PER_YEAR / DEATHS_PER_FATAL_COLLISION / AS_INCIDENTS_PER_YEAR
 SUDDEN_DEATH_SHARE = 0.012
 SUICIDE_SHARE = 0.001
 
 INCIDENT_TYPES: dict[str, IncidentType] = {
     "SUDDEN_DEATH": IncidentType(
-        SUDDEN_DEATH_SHARE, (0.7, 0.3, 0, 0), 240, 0.006, (("CONCERN_FOR_WELFARE", 0.4),), 2, 0.3
+        SUDDEN_DEATH_SHARE,
+        (0.7, 0.3, 0, 0),
+        240,
+        AS_HOMICIDES_PER_YEAR / (SUDDEN_DEATH_SHARE * AS_INCIDENTS_PER_YEAR),
+        (("CONCERN_FOR_WELFARE", 0.4),),
+        2,
+        0.3,
     ),
     "SUICIDE": IncidentType(
         SUICIDE_SHARE,
@@ -340,6 +350,9 @@ FIREARMS_OFFICERS = ((2, 0.6), (3, 0.25), (4, 0.15))
 # recorded-crime mix follows ONS police recorded crime (England and Wales, year ending March
 # 2024): violence against the person ~1/3, theft ~1/4, criminal damage ~7%, public order ~5%,
 # sexual offences ~3%, drugs ~3%, homicide ~0.01%.
+# Child sexual abuse (17A/19C/22B with a child, 86/2 images) comes to ~2,900 a year for A&S,
+# against ~100,000 such offences recorded a year in England and Wales (NPCC Vulnerability
+# Knowledge and Practice Programme), ~3,000 for A&S's share of the population.
 CRIMES_FROM_INCIDENT: dict[str, tuple[tuple[str, float], ...]] = {
     "SUDDEN_DEATH": (("1/1", 0.8), ("4/1", 0.2)),
     "RTC_FATAL": (("4/4", 0.7), ("4/8", 0.3)),

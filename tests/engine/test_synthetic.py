@@ -572,6 +572,11 @@ def test_rates_are_derived_from_the_published_anchors():
     assert fatal_collisions * rates.DEATHS_PER_FATAL_COLLISION == pytest.approx(44)
     assert sum(t.share for t in rates.INCIDENT_TYPES.values()) == pytest.approx(1.0)
     assert rates.SICKNESS_REASONS["psychological"].days == 0.47
+    # The rare events: national counts shared out per officer or per head.
+    assert pytest.approx(18_400 * 3_300 / 147_000) == rates.AS_FIREARMS_OPERATIONS_PER_YEAR
+    assert pytest.approx(3_200 * 1.8 / 57.7 * 0.33) == rates.AS_CHILD_DEATHS_ATTENDED_PER_YEAR
+    homicides = rates.INCIDENT_TYPES["SUDDEN_DEATH"].share * rates.AS_INCIDENTS_PER_YEAR
+    assert homicides * rates.INCIDENT_TYPES["SUDDEN_DEATH"].crime == pytest.approx(590 * 1.8 / 60.9)
 
 
 # -- dirty mode -----------------------------------------------------------------------------
