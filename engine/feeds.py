@@ -342,12 +342,15 @@ def compile_validator(
     position = {name: i for i, name in enumerate(columns)}
     count = len(columns)
     pad = (None,) * count
-    # One step per field: where its value is in a row (None: never there), and how it's read.
+    # One step per field: where its value is in a row (None: never there), how it's read,
+    # and when text is stored as it is without reading it (`Kind.plain`, `Kind.as_is`).
     steps = [
         (
             f.name,
             position.get(f.name),
             f.reads.read_text,
+            f.reads.plain,
+            f.reads.as_is,
             f.reads.read_value,
             f"{f.name}: required field is empty" if f.required else None,
             f.default,
@@ -361,16 +364,25 @@ def compile_validator(
             if width > count:
                 return Reject(line, None, f"{width} values but the header has {count} columns")
             values = (*values, *pad[width:])
+        # Plain text fields are read one call per row, not one per field: a row of text
+        # with no NUL anywhere (every CSV row, nearly) has nothing in them to refuse.
+        try:
+            careful = "\x00" in "".join(values)
+        except TypeError:  # not all text (JSON, SQL): every value read by its kind
+            careful = True
         row = []
-        for name, i, read_text, read_value, required, default in steps:
+        for name, i, read_text, plain, as_is, read_value, required, default in steps:
             value = None if i is None else values[i]
             try:
-                # Plain text (every CSV value) first; then anything else (JSON numbers and
-                # lists, booleans, objects).
+                # Plain text first; then anything else (JSON numbers and lists, booleans,
+                # objects).
                 if value.__class__ is str:
                     value = value.strip()
                     if value:
-                        row.append(read_text(value))
+                        if (plain and not careful) or (as_is is not None and as_is(value)):
+                            row.append(value)
+                        else:
+                            row.append(read_text(value))
                         continue
                 elif value is not None:
                     value = read_value(value)

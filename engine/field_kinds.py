@@ -14,6 +14,7 @@ times between `EARLIEST` and `LATEST`, numbers within their field's range.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     import polars as pl
 
 LONDON = ZoneInfo("Europe/London")
+fromisoformat = datetime.fromisoformat
 
 # What a date or time in these feeds can be: none is before 1900 or after 2100 (the oldest
 # serving officer's birth, the longest plan). A value outside is a typo or a placeholder
@@ -81,6 +83,12 @@ class Kind:
 
     name = "text"
     takes_integers = True
+    # Whether `read_text` stores any text without a NUL as it is (the row validator skips
+    # the call for a row with no NUL in it).
+    plain = True
+    # Or a C-level test that `read_text` would store a text as it is, which the row
+    # validator calls instead (a Python call per field costs as much as the rest of a row).
+    as_is: Callable[[str], object] | None = None
 
     def read_text(self, text: str) -> Any:
         """The stored value for `text` (stripped, not empty). :raise InvalidValue:"""
@@ -123,11 +131,13 @@ class Kind:
 
 class Enum(Kind):
     name = "enum"
+    plain = False
     takes_integers = False
 
     def __init__(self, choices: tuple[str, ...]):
         self.choices = choices
         self._allowed = frozenset(choices)
+        self.as_is = self._allowed.__contains__
 
     def read_text(self, text: str) -> str:
         if text not in self._allowed:
@@ -145,11 +155,12 @@ class Code(Kind):
     spaces, a lower-case label) is an unknown code."""
 
     name = "code"
+    plain = False
 
     def __init__(self, pattern: re.Pattern[str], label: str):
         self.pattern = pattern
         self.label = label
-        self._match = pattern.fullmatch
+        self._match = self.as_is = pattern.fullmatch
 
     def read_text(self, text: str) -> str:
         if not self._match(text):
@@ -165,9 +176,11 @@ class Listing(Kind):
     with nothing in it (`|`, `[]`) is no value, as an empty cell is."""
 
     name = "list"
+    plain = False
 
     def read_text(self, text: str) -> str | None:
-        _no_nul(text)
+        if "\x00" in text:
+            _no_nul(text)
         if "|" not in text:
             return text
         return "|".join(item for item in (v.strip() for v in text.split("|")) if item) or None
@@ -200,6 +213,7 @@ class Day(Kind):
     """A calendar date, `YYYY-MM-DD` (or another form of ISO 8601 that Python reads)."""
 
     name = "date"
+    plain = False
     takes_integers = False
 
     def read_text(self, text: str) -> str:
@@ -207,9 +221,9 @@ class Day(Kind):
             day = date.fromisoformat(text)
         except ValueError:
             raise InvalidValue(f"not a date (YYYY-MM-DD): {text!r}") from None
-        if not EARLIEST <= day <= LATEST:
-            raise InvalidValue(f"out of range: {text!r} (expected a date {RANGE_TEXT})")
-        return day.isoformat()
+        if EARLIEST <= day <= LATEST:
+            return day.isoformat()
+        raise InvalidValue(f"out of range: {text!r} (expected a date {RANGE_TEXT})")
 
     def parsed(self, text):
         # cache=False: nearly every value is new, and the cache costs as much as parsing.
@@ -235,28 +249,35 @@ class Moment(Kind):
     further conversion."""
 
     name = "datetime"
+    plain = False
     takes_integers = False
 
     def read_text(self, text: str) -> str:
         try:
-            parsed = datetime.fromisoformat(text)
+            parsed = fromisoformat(text)
         except ValueError:
             raise InvalidValue(f"not an ISO 8601 datetime: {text!r}") from None
-        if len(text) == 10:  # a bare date is not a datetime
+        # The common case first: `YYYY-MM-DDTHH:MM:SSZ` (or a space for the T), already UTC
+        # to the second, which a slice turns into stored text. Other forms of the same
+        # length, such as week dates (`2024-W09-5T14:05:00Z`), are not it.
+        if (
+            len(text) == 20
+            and text[19] == "Z"
+            and text[4] == text[7] == "-"
+            and text[13] == text[16] == ":"
+        ):
+            if EARLIEST.year <= parsed.year <= LATEST.year:
+                return f"{text[:10]} {text[11:19]}.000000"
+        elif len(text) == 10:  # a bare date is not a datetime
             raise InvalidValue(f"not an ISO 8601 datetime (no time): {text!r}")
-        # A year or so of slack either side: an offset moves a time by at most a day, and
-        # past year 1 or 9999 converting it would overflow.
-        if EARLIEST.year - 1 <= parsed.year <= LATEST.year + 1:
-            if _utc_to_the_second(text):  # the common case: already UTC, to the second
-                utc = parsed
-                stored = f"{text[:10]} {text[11:19]}.000000"
-            else:
-                if parsed.tzinfo is None:
-                    parsed = parsed.replace(tzinfo=LONDON)
-                utc = parsed.astimezone(UTC)
-                stored = None
+        # A year of slack either side before converting: an offset moves a time by at most
+        # a day, and converting one near year 1 or 9999 would overflow.
+        elif EARLIEST.year - 1 <= parsed.year <= LATEST.year + 1:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=LONDON)
+            utc = parsed.astimezone(UTC)
             if EARLIEST_MOMENT <= utc < END_OF_RANGE:
-                return stored or utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+                return utc.replace(tzinfo=None).isoformat(" ", "microseconds")
         raise InvalidValue(f"out of range: {text!r} (expected a time {RANGE_TEXT})")
 
     def parsed(self, text):
@@ -279,22 +300,11 @@ class Moment(Kind):
         return value.dt.strftime("%Y-%m-%d %H:%M:%S%.6f")
 
 
-def _utc_to_the_second(text: str) -> bool:
-    """Whether `text`, which `datetime.fromisoformat` reads, is `YYYY-MM-DDTHH:MM:SSZ`: the
-    form a slice turns into stored text. Other forms of the same length, such as week
-    dates (`2024-W09-5T14:05:00Z`), are not."""
-    return (
-        len(text) == 20
-        and text[19] == "Z"
-        and text[4] == text[7] == "-"
-        and text[13] == text[16] == ":"
-    )
-
-
 class Number(Kind):
     """A finite number between `low` and `high`, stored as a float."""
 
     name = "number"
+    plain = False
     python_dtype = "Float64"
 
     def __init__(self, low: float, high: float):
@@ -306,6 +316,8 @@ class Number(Kind):
             number = float(text)
         except ValueError:
             raise InvalidValue(f"not a number: {text!r}") from None
+        if self.low <= number <= self.high:  # never NaN; infinite only if the range is
+            return number
         return self._in_range(number, text)
 
     def read_value(self, value: Any) -> float:
