@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+from models.db import make_engine, migrate
+from tests.pgsnapshot import Snapshot, schema_url
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 POSTGRES_HINT = (
@@ -92,9 +97,95 @@ def postgres_schema_url(new_postgres_schema):
     return new_postgres_schema()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request, tmp_path):
-    """An empty database of each kind the suite runs on."""
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=DATABASES)
+def empty_database_url(request, tmp_path):
+    """An empty database (no schema) of each kind the suite runs on."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'tracker.sqlite'}"
     return request.getfixturevalue("postgres_schema_url")
+
+
+class MigratedDatabases:
+    """Databases migrated to the current schema, made once a session and handed to each test
+    as a copy: a migration is ten revisions of DDL, most of a small test's time.
+
+    SQLite: a migrated file, copied. PostgreSQL: a pool of migrated schemas; after a test its
+    schema gets back the rows it had just after migrating and returns to the pool, unless the
+    test changed the schema itself (tables, columns, revision): then it is dropped."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.sqlite_template: Path | None = None
+        self.admin: sa.Engine | None = None
+        self.seed: Snapshot | None = None
+        self.free: list[str] = []
+        self.made: list[str] = []
+
+    def sqlite(self, path: Path) -> str:
+        if self.sqlite_template is None:
+            template = self.folder / "migrated.sqlite"
+            engine = make_engine(f"sqlite:///{template}")
+            migrate(engine)
+            with engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # all in the one file
+            engine.dispose()
+            self.sqlite_template = template
+        shutil.copyfile(self.sqlite_template, path)
+        return f"sqlite:///{path}"
+
+    def take_postgresql(self, postgres_url: str) -> str:
+        if self.admin is None:
+            self.admin = sa.create_engine(postgres_url)
+        if self.free:
+            return schema_url(postgres_url, self.free.pop())
+        schema = f"tt_m{uuid.uuid4().hex[:12]}"
+        with self.admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        self.made.append(schema)
+        engine = make_engine(schema_url(postgres_url, schema))
+        migrate(engine)
+        engine.dispose()
+        if self.seed is None:
+            self.seed = Snapshot(self.admin, schema)
+        return schema_url(postgres_url, schema)
+
+    def give_back_postgresql(self, url: str) -> None:
+        schema = url.rsplit("application_name=", 1)[1]
+        if self.seed.restore(schema):
+            self.free.append(schema)
+            return
+        with self.admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        self.made.remove(schema)
+
+    def close(self) -> None:
+        if self.admin is None:
+            return
+        if self.seed is not None:
+            self.seed.drop()
+        with self.admin.begin() as conn:
+            for schema in self.made:
+                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_databases(tmp_path_factory):
+    databases = MigratedDatabases(tmp_path_factory.mktemp("migrated"))
+    yield databases
+    databases.close()
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request, tmp_path, migrated_databases):
+    """A database of each kind the suite runs on, migrated to the current schema and holding
+    nothing else (`empty_database_url` for one with no schema at all)."""
+    if request.param == "sqlite":
+        yield migrated_databases.sqlite(tmp_path / "tracker.sqlite")
+        return
+    url = migrated_databases.take_postgresql(request.getfixturevalue("postgres_url"))
+    yield url
+    migrated_databases.give_back_postgresql(url)

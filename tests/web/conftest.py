@@ -29,9 +29,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import SQLModel
 
-import models  # noqa: F401  (every table in SQLModel.metadata)
 from engine.optout import opt_out
 from engine.sqltime import local_date
 from tests.forcedata import (
@@ -43,6 +41,7 @@ from tests.forcedata import (
     rest_day,
     write_rules,
 )
+from tests.pgsnapshot import Snapshot, schema_url
 from trauma_tracker.settings import Settings, WebSettings
 
 # persona -> (staff id, roles held at sign-in); "anonymous" signs in as nobody.
@@ -218,70 +217,26 @@ class WebForceTemplates:
 
     def _build_postgresql(self, postgres_url: str) -> None:
         schema = f"tt_web_{uuid.uuid4().hex[:12]}"
-        snapshot = f"{schema}_snapshot"
         admin = sa.create_engine(postgres_url)
         with admin.begin() as conn:
             conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        sep = "&" if "?" in postgres_url else "?"
-        # application_name marks the tests' connections, so a restore can end any left open.
-        url = f"{postgres_url}{sep}options=-csearch_path%3D{schema}&application_name={schema}"
+        url = schema_url(postgres_url, schema)
         built = build_web_force(url, write_rules(self.folder / "postgresql-rules"))
         built.force.close()
-        with admin.begin() as conn:
-            stored = set(
-                conn.execute(
-                    sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :s"),
-                    {"s": schema},
-                ).scalars()
-            )
-            # Referred-to tables before the tables that refer to them (foreign keys).
-            ordered = [t.name for t in SQLModel.metadata.sorted_tables if t.name in stored]
-            tables = ordered + sorted(stored - set(ordered))
-            sequences = conn.execute(
-                sa.text("SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = :s"),
-                {"s": schema},
-            ).all()
-            conn.execute(sa.text(f'CREATE SCHEMA "{snapshot}"'))
-            for table in tables:
-                conn.execute(
-                    sa.text(f'CREATE TABLE "{snapshot}"."{table}" AS TABLE "{schema}"."{table}"')
-                )
         self.built["postgresql"] = built
-        self.postgres = {
-            "admin": admin, "schema": schema, "snapshot": snapshot, "url": url,
-            "tables": tables, "sequences": sequences,
-        }  # fmt: skip
+        self.postgres = {"admin": admin, "schema": schema, "url": url}
+        self.postgres["snapshot"] = Snapshot(admin, schema)
 
     def _restore_postgresql(self) -> None:
-        pg = self.postgres
-        schema, snapshot = pg["schema"], pg["snapshot"]
-        with pg["admin"].begin() as conn:
-            conn.execute(
-                sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE application_name = :a AND pid <> pg_backend_pid()"
-                ),
-                {"a": schema},
-            )
-            conn.execute(sa.text("SET LOCAL lock_timeout = '20s'"))
-            for table in reversed(pg["tables"]):  # referring rows first
-                # DELETE, not TRUNCATE: a few rows each, and TRUNCATE makes new files for
-                # every table and index (seconds, where this is tens of milliseconds).
-                conn.execute(sa.text(f'DELETE FROM "{schema}"."{table}"'))
-            for table in pg["tables"]:
-                copy = f'INSERT INTO "{schema}"."{table}" SELECT * FROM "{snapshot}"."{table}"'
-                conn.execute(sa.text(copy))
-            for name, last in pg["sequences"]:
-                conn.execute(
-                    sa.text("SELECT setval(:q, :v, :called)"),
-                    {"q": f'"{schema}"."{name}"', "v": last or 1, "called": last is not None},
-                )
+        assert self.postgres["snapshot"].restore(self.postgres["schema"]), (
+            "a web test changed the web force's schema itself"
+        )
 
     def close(self) -> None:
         if self.postgres:
+            self.postgres["snapshot"].drop()
             with self.postgres["admin"].begin() as conn:
-                for name in (self.postgres["schema"], self.postgres["snapshot"]):
-                    conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
+                conn.execute(sa.text(f'DROP SCHEMA "{self.postgres["schema"]}" CASCADE'))
             self.postgres["admin"].dispose()
 
 
