@@ -15,9 +15,11 @@ import json
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, request
+from flask_wtf.csrf import CSRFError, validate_csrf
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 from spectree.models import InType, SecureType
 from spectree.plugins.flask_plugin import FlaskPlugin
+from wtforms import ValidationError
 
 from engine import alerts as alert_ops
 from engine.access_log import record_view
@@ -27,7 +29,7 @@ from engine.personal import UnknownPerson, is_opted_out
 from engine.team import team_view
 from web import access, db
 from web import api_schemas as s
-from web.auth import allowed, current_user, signed_in
+from web.auth import allowed, current_user, signed_in, uses_bearer
 
 PREFIX = "/api/v1"
 bp = Blueprint("api", __name__, url_prefix=PREFIX)
@@ -196,6 +198,15 @@ def my_opt_in():
 # --- other people ----------------------------------------------------------------------------
 
 
+def _require_csrf_header() -> None:
+    """The X-CSRFToken header must hold the session's CSRF token (Flask-WTF checks only the
+    unsafe methods by itself); a CSRFError, answered 400, when it doesn't."""
+    try:
+        validate_csrf(request.headers.get("X-CSRFToken"))
+    except ValidationError as error:
+        raise CSRFError(error.args[0]) from error
+
+
 @bp.get("/people/<staff_id>/exposure")
 @allowed(access.may_view_person)
 @spec.validate(query=s.PersonQuery, resp=_responses(s.Exposure, 400, 404), tags=["people"])
@@ -205,6 +216,11 @@ def person_exposure_view(staff_id: str):
     Needs `reason` (welfare_conversation, alert_review, audit, or other with a `note`); the
     view is written to the person's access log, which they see.
     """
+    if not uses_bearer():
+        # The reason is written where the person reads it, so a link on another site must not
+        # choose it: a top-level GET from elsewhere carries the (SameSite=Lax) session cookie.
+        # A signed-in browser sends the page's CSRF token as X-CSRFToken; scripts use tokens.
+        _require_csrf_header()
     query = request.context.query
     user = current_user()
     if access.only_auditing(user, staff_id) and query.reason != "audit":

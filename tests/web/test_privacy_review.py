@@ -21,6 +21,7 @@ from tests.oversight.test_disclosure import (
     forces,
     in_span,
 )
+from tests.web.conftest import csrf_token
 
 
 def recovered_knowing_empty_units(hierarchy, heads) -> list[str]:
@@ -146,3 +147,25 @@ def test_an_auditor_opens_a_record_page_only_for_audit(client, sign_in_as, web_f
     shown = post_form(client, "/people/P100", {"reason": "audit"})
     assert shown.status_code == 200 and "points" in text_of(shown)
     assert access_log(web_force, "P100") == [("P600", "audit", None, "person")]
+
+
+# --- a reason chosen elsewhere -------------------------------------------------------------------
+# GET /api/v1/people/{id}/exposure writes the viewer's reason into the person's access log. With
+# the session cookie (SameSite=Lax, so sent on a top-level link from another site) a link could
+# choose that reason for a signed-in supervisor; so a session call needs the CSRF token too.
+
+
+def test_a_session_call_to_open_a_record_needs_the_csrf_token(client, sign_in_as, web_force):
+    from tests.web.test_pages import access_log
+
+    sign_in_as(client, "supervisor")
+    url = "/api/v1/people/P100/exposure?reason=welfare_conversation"
+    from_elsewhere = client.get(url, headers={"Accept": "application/json"})
+    assert from_elsewhere.status_code == 400
+    assert from_elsewhere.json["error"].startswith("csrf token:")
+    assert access_log(web_force, "P100") == []
+
+    token = csrf_token(client.get("/me").get_data(as_text=True))
+    own_page = client.get(url, headers={"Accept": "application/json", "X-CSRFToken": token})
+    assert own_page.status_code == 200
+    assert access_log(web_force, "P100") == [("P200", "welfare_conversation", None, "person")]
