@@ -329,3 +329,22 @@ def test_a_group_missing_its_colon_says_so(tmp_path, block, line):
     assert f"new.yaml:{line}: " in problem
     assert "needs a colon to start a group: write `" in problem
     assert "bad operator" not in problem
+
+
+def test_a_nul_byte_is_a_problem_with_its_line(tmp_path):
+    problem = only(problems_for(tmp_path, GOOD.replace("title: Long hours", "title: Long\x00")))
+    assert problem.endswith(
+        "new.yaml:2: not valid YAML: the character '\\x00' is not allowed in a YAML file"
+    )
+
+
+def test_a_key_holding_a_newline_is_shown_escaped_on_one_line(tmp_path):
+    rules = copy_rules(tmp_path / "rules")
+    (rules / "routing.yaml").write_text('recipients:\n  "well\\nbeing": 5\n')
+    with pytest.raises(RuleFileError) as caught:
+        load_pack(rules)
+    shown = [str(p) for p in caught.value.problems if "well" in str(p)]
+    assert shown == [
+        f"{rules}/routing.yaml:2: recipients.well\\nbeing: Input should be a "
+        + ("valid dictionary or instance of RecipientModel")
+    ]
