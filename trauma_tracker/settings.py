@@ -333,7 +333,8 @@ def _option_problem(key: str, value: Any, kind: str, low: float, high: float) ->
         if isinstance(value, bool):
             return None
         if isinstance(value, str) and value:
-            return None if Path(value).is_file() else f"no CA bundle file at {value}"
+            # requests takes a bundle file or a folder of certificates
+            return None if Path(value).exists() else f"no CA bundle file or folder at {value}"
         return f"expected true, false or the path of a CA bundle, got {_toml_type(value)}"
     if kind in (_TEXT, _COLUMN):
         if not isinstance(value, str):

@@ -197,3 +197,44 @@ def test_hostile_documents_are_refused_not_crashed():
     laughs += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
     for text in (deep, "\n".join(laughs), "a: &a [*a]\n", "x: !!python/object:os.system ls\n"):
         validate("interventions/fuzz.yaml", text)
+
+
+@FUZZ
+@given(
+    st.fixed_dictionaries(
+        {
+            "tiers": st.dictionaries(NUMBERS | st.text(max_size=3), NUMBERS | SCALARS, max_size=4)
+            | nested(SCALARS),
+            "roles": st.dictionaries(
+                st.sampled_from(["oic", "attending", "first_on_scene", "boss"]),
+                NUMBERS | SCALARS,
+                max_size=4,
+            )
+            | nested(SCALARS),
+            "categories": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "id": st.text(max_size=10) | SCALARS,
+                        "label": st.text(max_size=10) | SCALARS,
+                        "tier": NUMBERS | SCALARS,
+                        "match": st.lists(
+                            st.dictionaries(
+                                st.sampled_from(
+                                    ["feed", "closing_code", "qualifier", "hocr_code", "x"]
+                                ),
+                                SCALARS | st.lists(SCALARS, max_size=3),
+                                max_size=3,
+                            ),
+                            max_size=2,
+                        )
+                        | SCALARS,
+                    }
+                ),
+                max_size=3,
+            )
+            | nested(SCALARS),
+        }
+    )
+)
+def test_criteria_files_of_any_shape(criteria):
+    validate("criteria.yaml", dump(criteria))

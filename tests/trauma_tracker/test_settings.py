@@ -134,7 +134,7 @@ def test_sources_are_read_with_their_defaults_and_no_secret_in_repr(tmp_path):
         ("max_pages = 0", "max_pages: 0 is out of range"),
         ("max_seconds = 0", "max_seconds: 0 is out of range"),
         ("verify = 1", "verify: expected true, false or the path of a CA bundle, got 1"),
-        ('verify = "/no/such/ca.pem"', "verify: no CA bundle file at /no/such/ca.pem"),
+        ('verify = "/no/such/ca.pem"', "verify: no CA bundle file or folder at /no/such/ca.pem"),
         ("watermark_field = 7", "watermark_field: expected text in quotes, got 7"),
         ("watermark_field = [1]", "watermark_field: expected text in quotes, got a TOML list"),
         ("colour = 1", "unknown key(s) colour"),
