@@ -33,7 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from integrations.base import Batch, SourceError, rows_from_records
+from integrations.base import Batch, SourceError, UnreadableRow, rows_from_records
 from integrations.http import secret_forms
 from models.db import url_problem
 
@@ -186,23 +186,36 @@ class SqlSource:
             if not rows:
                 return
             records = [dict(row._mapping) for row in rows]
+            batch_rows = list(
+                rows_from_records(
+                    ({k: plain_value(v) for k, v in r.items()} for r in records),
+                    columns,
+                    first=first,
+                )
+            )
             if self.watermark_column is not None:
-                for record in records:
+                for index, record in enumerate(records):
                     value = record.get(self.watermark_column)
-                    if value is not None and (newest is None or value > newest):
+                    if value is None:
+                        continue
+                    problem = watermark_problem(value)
+                    if not problem and newest is not None and not _comparable(value, newest):
+                        # SQLite lets one column hold text in one row and a number in another.
+                        problem = f"the watermark {plain_value(value)!r} is not of the kind the "
+                        problem += f"others are ({type(newest).__name__})"
+                    if problem:
+                        # A sentinel such as 9999-12-31 would stop every later pull.
+                        reason = f"{self.watermark_column}: {problem}"
+                        raw = repr({k: plain_value(v) for k, v in record.items()})[:10_000]
+                        batch_rows[index] = (first + index, UnreadableRow(reason, raw))
+                    elif newest is None or value > newest:
                         newest = value
             last = first + len(records) - 1
             yield Batch(
                 name=f"sql:{self.name} rows {first}-{last}",
                 feed=self.feed,
                 columns=columns,
-                rows=list(
-                    rows_from_records(
-                        ({k: plain_value(v) for k, v in r.items()} for r in records),
-                        columns,
-                        first=first,
-                    )
-                ),
+                rows=batch_rows,
                 content_hash=None,
                 source_key=self.name if self.watermark_column else None,
                 watermark=self._watermark(newest),
@@ -224,6 +237,37 @@ class SqlSource:
         for form in secret_forms(str(password)) if password else ():
             message = message.replace(form, "***")
         return message
+
+
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2100  # as the feeds' dates (engine.feeds)
+
+
+def watermark_problem(value: Any) -> str | None:
+    """Why a watermark column's value can't be remembered, or None. Any orderable value
+    will do (a time, a date, a row version number), but not one outside the feeds' years or
+    a float that is not finite: saved, it would hide every later row."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"the watermark {value!r} is not a finite number"
+    moment: Any = value
+    if isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None  # opaque text that orders: the query's business
+    if isinstance(moment, dt.date) and not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        return (
+            f"the watermark {plain_value(value)} is out of range (a time from "
+            f"{EARLIEST_YEAR} to {LATEST_YEAR})"
+        )
+    return None
+
+
+def _comparable(value: Any, other: Any) -> bool:
+    try:
+        value > other  # noqa: B015 (only whether it can be asked)
+    except TypeError:
+        return False
+    return True
 
 
 def _reason(error: sa.exc.SQLAlchemyError) -> str:

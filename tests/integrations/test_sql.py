@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from engine.feeds import FEEDS, Reject, compile_validator, to_datetime
-from integrations.base import SourceError
+from integrations.base import SourceError, UnreadableRow
 from integrations.sql import SqlSource, plain_value
 
 COLUMNS = FEEDS["cc_incidents"].columns
@@ -303,3 +303,39 @@ def test_stopping_early_releases_the_database(force):
             conn.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
         force.table.drop(conn)
         force.table.create(conn)
+
+
+def test_a_sentinel_watermark_rejects_its_row_and_never_moves_the_watermark(tmp_path):
+    url = f"sqlite:///{tmp_path / 'force.sqlite'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE x (incident_urn TEXT, created_at TEXT, updated_at)")
+        conn.exec_driver_sql(
+            "INSERT INTO x VALUES ('A', '2025-06-01T09:00:00Z', '2025-06-01T10:00:00Z'), "
+            "('B', '2025-06-01T09:00:00Z', '9999-12-31T23:59:59Z'), "
+            "('C', '2025-06-01T09:00:00Z', 9e999), ('D', '2025-06-01T09:00:00Z', 'v-17'), "
+            "('E', '2025-06-01T09:00:00Z', 12)"
+        )
+    engine.dispose()
+    query = "SELECT incident_urn, created_at, updated_at FROM x"
+
+    (batch,) = SqlSource(
+        "cad", url, query, "cc_incidents", COLUMNS, watermark_column="updated_at"
+    ).batches()
+
+    rejected = {
+        row.raw.split("'incident_urn': '")[1][0]: row.reason
+        for _, row in batch.rows
+        if isinstance(row, UnreadableRow)
+    }
+    # SQLite orders numbers before text: the first kind read is the watermark's kind.
+    assert rejected == {
+        "A": "updated_at: the watermark '2025-06-01T10:00:00Z' is not of the kind the others "
+        "are (int)",
+        "B": "updated_at: the watermark 9999-12-31T23:59:59Z is out of range (a time from 1900 "
+        "to 2100)",
+        "C": "updated_at: the watermark inf is not a finite number",
+        "D": "updated_at: the watermark 'v-17' is not of the kind the others are (int)",
+    }
+    assert len(batch.rows) == 5
+    assert batch.watermark == "12"
