@@ -17,7 +17,6 @@ from engine.field_kinds import (
     DAYS_IN_RANGE,
     EARLIEST,
     LATEST,
-    LONDON,
     Code,
     Day,
     Enum,
@@ -29,7 +28,8 @@ from engine.field_kinds import (
 )
 from engine.field_kinds import describe as _describe
 
-__all__ = ["EARLIEST", "LATEST", "LONDON", "InvalidValue"]
+# What other modules take from here (the range and InvalidValue are engine.field_kinds').
+__all__ = ["EARLIEST", "FEEDS", "LATEST", "Feed", "InvalidValue", "Reject", "compile_validator"]
 
 # Codes the force's systems use. A value that does not have the shape of a code (free text,
 # a typo with spaces, a lower-case label) is an unknown code and the row is quarantined.
@@ -43,28 +43,14 @@ _MOMENT = Moment()
 _LISTING = Listing()
 
 
-def parse_date(value: Any) -> str:
-    """A calendar date as `YYYY-MM-DD`. :raise InvalidValue:"""
-    return _DAY.read_text(_stripped(value))
-
-
 def parse_datetime(value: Any) -> str:
-    """An ISO 8601 datetime as UTC text `YYYY-MM-DD HH:MM:SS.ffffff` (no offset: London
-    time). :raise InvalidValue:"""
-    return _MOMENT.read_text(_stripped(value))
-
-
-def parse_list(value: Any) -> str | None:
-    """A CSV cell's `A|B` or a JSON list as stored: `|`-joined, or None when empty."""
-    if value.__class__ is str:
-        return _LISTING.read_text(value.strip()) if value.strip() else None
-    return _LISTING.read_value(value)
-
-
-def _stripped(value: Any) -> str:
+    """An ISO 8601 datetime, given as text, as UTC text `YYYY-MM-DD HH:MM:SS.ffffff` (no
+    offset: London time), as a datetime field stores it. :raise InvalidValue:"""
     if value.__class__ is not str:
         raise InvalidValue(f"expected text, not {_describe(value)}")
-    return value.strip()
+    if not value.strip():
+        raise InvalidValue("no time given")
+    return _MOMENT.read_text(value.strip())
 
 
 def to_datetime(stored: str) -> datetime:
@@ -76,11 +62,8 @@ def check_watermark(value: Any) -> str:
     """A pulled source's watermark as the text to remember and send back: a time
     `parse_datetime` reads (in range), given as text. :raise InvalidValue: anything else,
     such as a JSON `Infinity` or `NaN`, which would be sent back as `since=inf`."""
-    text = _stripped(value)
-    if not text:
-        raise InvalidValue("an empty watermark")
-    parse_datetime(text)
-    return text
+    parse_datetime(value)
+    return value.strip()
 
 
 @dataclass(frozen=True)
@@ -98,17 +81,6 @@ class Field:
     @property
     def choices(self) -> tuple[str, ...]:
         return getattr(self.reads, "choices", ())
-
-    def parse(self, value: Any) -> Any:
-        """Any source value (CSV text or JSON) as stored; None when empty (the default is
-        the row's business). :raise InvalidValue:"""
-        if value.__class__ is str:
-            value = value.strip()
-            return self.reads.read_text(value) if value else None
-        if value is None:
-            return None
-        value = self.reads.read_value(value)
-        return None if value == "" else value
 
 
 def text(name: str, required: bool = False) -> Field:

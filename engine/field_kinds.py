@@ -17,13 +17,13 @@ import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
+
+from engine.sqltime import LONDON
 
 if TYPE_CHECKING:
     import polars as pl
 
-LONDON = ZoneInfo("Europe/London")
-fromisoformat = datetime.fromisoformat
+_fromisoformat = datetime.fromisoformat
 
 # What a date or time in these feeds can be: none is before 1900 or after 2100 (the oldest
 # serving officer's birth, the longest plan). A value outside is a typo or a placeholder
@@ -254,7 +254,7 @@ class Moment(Kind):
 
     def read_text(self, text: str) -> str:
         try:
-            parsed = fromisoformat(text)
+            parsed = _fromisoformat(text)
         except ValueError:
             raise InvalidValue(f"not an ISO 8601 datetime: {text!r}") from None
         # The common case first: `YYYY-MM-DDTHH:MM:SSZ` (or a space for the T), already UTC
