@@ -128,8 +128,13 @@ def may_see_alert(user, alert_id: int, **_: Any) -> bool:
 
 
 def may_act_on_alert(user, alert_id: int, **_: Any) -> bool:
-    """Acknowledge or resolve: a recipient of the alert, or wellbeing (CONTRACT section 5)."""
-    return may_see_alert(user, alert_id)
+    """Acknowledge or resolve: a recipient of the alert, or wellbeing (CONTRACT section 5);
+    never the person it is about, even when the routing sends it to them too: their
+    "no action needed" would close their supervisor's and wellbeing's alert."""
+    if not may_see_alert(user, alert_id):
+        return False
+    row = _alert(alert_id)
+    return row is None or row.staff_id != user.staff_id
 
 
 def _received_alerts(user) -> bool:

@@ -10,8 +10,10 @@ are empty, must still recover nothing.
 from __future__ import annotations
 
 import copy
+import json
 from fractions import Fraction
 
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 
 from tests.oversight.test_disclosure import (
@@ -169,3 +171,36 @@ def test_a_session_call_to_open_a_record_needs_the_csrf_token(client, sign_in_as
     own_page = client.get(url, headers={"Accept": "application/json", "X-CSRFToken": token})
     assert own_page.status_code == 200
     assert access_log(web_force, "P100") == [("P200", "welfare_conversation", None, "person")]
+
+
+# --- the person an alert is about ----------------------------------------------------------------
+# A rule may notify the person too (`notify: [self, supervisor]`). They may read it, but closing
+# it as "no action needed" would close their supervisor's and wellbeing's alert as well.
+
+
+def test_the_person_an_alert_is_about_may_read_it_but_not_act_on_it(client, web_force):
+    from tests.web.api_fixtures import Caller
+
+    alert_id = web_force.alerts["P100"]  # P100's cluster alert, sent to P200
+    with web_force.engine.begin() as conn:
+        stored = conn.execute(
+            sa.text("SELECT recipients FROM alerts WHERE id = :i"), {"i": alert_id}
+        ).scalar_one()
+        recipients = json.loads(stored)
+        assert [r["to"] for r in recipients] == ["P200"]
+        recipients.append({**recipients[0], "to": "P100", "role": "self"})
+        conn.execute(
+            sa.text("UPDATE alerts SET recipients = :r WHERE id = :i"),
+            {"r": json.dumps(recipients), "i": alert_id},
+        )
+    api = Caller(client)
+
+    assert api.get("officer", f"/api/v1/alerts/{alert_id}").status_code == 200
+    ack = api.post("officer", f"/api/v1/alerts/{alert_id}/ack")
+    resolve = api.post(
+        "officer", f"/api/v1/alerts/{alert_id}/resolve", json={"outcome": "no_action_needed"}
+    )
+    assert (ack.status_code, resolve.status_code) == (403, 403)
+    assert api.get("officer", f"/api/v1/alerts/{alert_id}").json["status"] == "open"
+    # Their supervisor, a recipient too, still may.
+    assert api.post("supervisor", f"/api/v1/alerts/{alert_id}/ack").status_code == 200
