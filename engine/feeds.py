@@ -374,7 +374,7 @@ def compile_validator(
 def parse_ndjson_line(text: str) -> dict[str, Any]:
     """One NDJSON line as its object. :raise InvalidValue: the line is not one JSON object
     (not JSON, `NaN` or `Infinity`, a key given twice, nested past Python's recursion limit,
-    an integer too long to read), with the reason."""
+    an integer too long to read, a string no database can store), with the reason."""
     try:
         record = json.loads(text, parse_constant=_not_json, object_pairs_hook=_object)
     except json.JSONDecodeError as error:
@@ -386,7 +386,16 @@ def parse_ndjson_line(text: str) -> dict[str, Any]:
         raise InvalidValue(f"not valid JSON here: {reason}") from None
     if record.__class__ is not dict:
         raise InvalidValue(f"not a JSON object: {_describe(record)}")
+    # `\ud800` alone is valid JSON but no character: no database can store it.
+    if "\\u" in text and _SURROGATE.search(text):
+        try:
+            json.dumps(record, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise InvalidValue("not valid text: an unpaired surrogate (\\ud800-\\udfff)") from None
     return record
+
+
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _not_json(constant: str) -> Any:

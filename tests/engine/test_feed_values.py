@@ -208,6 +208,8 @@ def test_json_values_of_the_wrong_type_are_rejected_rows(engine, tmp_path, way):
         Raw(json.dumps({**good, "incident_urn": "W10"})[:-1] + ', "incident_urn": "W10b"}'),
         {**good, "incident_urn": 11, "grade": 2, "qualifiers": ["CHILD", 3]},  # integers
         {**good, "incident_urn": "W12", "grade": None},
+        with_raw({**good, "incident_urn": "W13"}, "grade", '"\\ud800"'),  # no character
+        with_raw({**good, "incident_urn": "W14"}, "grade", '"\\ud83d\\ude00"'),  # a pair: one
     ]
     path, first = write(tmp_path, "cc_incidents", incidents, way)
 
@@ -226,6 +228,7 @@ def test_json_values_of_the_wrong_type_are_rejected_rows(engine, tmp_path, way):
         (8, "qualifiers"),
         (9, "created_at"),
         (10, None),
+        (13, None),
     ]
     reasons = [r.reason for r in report.rejects]
     assert "NaN" in reasons[1] and "nested too deeply" in reasons[6]
@@ -233,6 +236,8 @@ def test_json_values_of_the_wrong_type_are_rejected_rows(engine, tmp_path, way):
     stored = rows_of(engine, "cc_incidents", "incident_urn")
     assert (stored["11"]["grade"], stored["11"]["qualifiers"]) == ("2", "CHILD|3")
     assert stored["W12"]["grade"] is None
+    assert stored["W14"]["grade"] == "\U0001f600"
+    assert "unpaired surrogate" in reasons[-1]
     assert set(stored) & {f"W{i}" for i in range(11)} == set()
 
     absences = [
@@ -306,6 +311,8 @@ def test_the_row_validator_refuses_a_header_naming_a_column_twice():
         ("[1, 2]", "not a JSON object: a list"),
         ('"text"', "not a JSON object: str"),
         ('{"a": 1', "not valid JSON: Expecting ',' delimiter"),
+        ('{"a": "\\udc00"}', "unpaired surrogate"),
+        ('{"\\ud800": 1}', "unpaired surrogate"),
     ],
 )
 def test_an_ndjson_line_that_is_not_one_json_object_says_why(line, reason):
@@ -315,6 +322,7 @@ def test_an_ndjson_line_that_is_not_one_json_object_says_why(line, reason):
 
 def test_an_ndjson_line_nested_within_reason_is_read():
     assert parse_ndjson_line('{"a": [[1]], "b": {"c": 1e3}}') == {"a": [[1]], "b": {"c": 1000.0}}
+    assert parse_ndjson_line('{"a": "\\ud83d\\ude00 \\u00e9"}') == {"a": "\U0001f600 \u00e9"}
 
 
 @pytest.mark.parametrize(
