@@ -35,8 +35,9 @@ HEAVY = (
     "gunicorn",
 )
 # What a command that only reads one person's record may import: the database layer and the
-# criteria's labels (pydantic), and nothing else from HEAVY.
-READING = ("sqlalchemy", "sqlmodel", "alembic", "pydantic")
+# criteria's labels (pydantic), and nothing else from HEAVY (not alembic: a current schema is
+# checked without it).
+READING = ("sqlalchemy", "sqlmodel", "pydantic")
 
 PROBE = """
 import json, sys
