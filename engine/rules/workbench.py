@@ -278,14 +278,21 @@ def side_by_side(live: RulePack | None, candidate: RulePack) -> list[dict[str, A
     return rows
 
 
-def check_candidate_folder(text: str) -> Path:
-    """A folder on the server that looks like a rules folder. :raise WorkbenchError: not one."""
+def check_candidate_folder(text: str, live: Path) -> Path:
+    """A folder that looks like a rules folder, in the folder that holds the `live` rules
+    folder (a changed copy beside it): the form reads only there, so it can't be used to look
+    at other files on the server. :raise WorkbenchError: not one."""
     text = (text or "").strip()
     if not text or "\x00" in text:
         raise WorkbenchError("folder: give the full path of a rules folder on the server")
     folder = Path(text)
     if not folder.is_absolute():
         raise WorkbenchError("folder: give the full path, starting with /")
+    home = live.resolve().parent
+    if not folder.resolve().is_relative_to(home):
+        raise WorkbenchError(
+            f"folder: give a copy of the rules folder beside the live one, inside {home}"
+        )
     if not folder.is_dir():
         raise WorkbenchError(f"folder: {folder} is not a folder on the server")
     if not (folder / ROUTING_FILE).is_file() and not (folder / "interventions").is_dir():

@@ -381,8 +381,13 @@ def test_a_changed_folder_is_compared_with_the_live_rules_side_by_side(client, w
 def test_comparing_a_folder_that_is_not_one_says_why(client, web_force, tmp_path):
     sign_in_persona(client, "steering")
     token = token_of(client, "/rules")
+    outside = tmp_path.parent / f"elsewhere-{tmp_path.name}"
+    shutil.copytree(web_force.rules_dir, outside)  # a rules folder, but not beside the live one
     for folder, message in (
         ("relative/path", "give the full path"),
+        (str(outside), "beside the live one"),
+        (str(web_force.rules_dir / ".." / ".." / outside.name), "beside the live one"),
+        ("/etc", "beside the live one"),
         (str(tmp_path / "missing"), "is not a folder on the server"),
         (str(tmp_path), "has no routing.yaml"),
     ):

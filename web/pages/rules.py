@@ -230,7 +230,9 @@ def compare_folder():
     start, end, step = _run_request(errors)
     folder = None
     try:
-        folder = workbench.check_candidate_folder(request.form.get("folder", ""))
+        folder = workbench.check_candidate_folder(
+            request.form.get("folder", ""), db.settings().rules_dir
+        )
     except workbench.WorkbenchError as error:
         errors.append(("folder", _sentence(error)))
     if not errors:
