@@ -356,8 +356,8 @@ def list_command(
     for a in found:
         to = ", ".join(a["recipients"])
         click.echo(
-            f"{a['alert_id']:>6}  {a['opened_at'][:16]}  {a['status']:<12} {a['severity']:<6} "
-            f"{a['staff_id']:<10} {a['rule_id']}  -> {to}"
+            f"{a['alert_id']:>6}  {_london(a['opened_at'])}  {a['status']:<12} "
+            f"{a['severity']:<6} {a['staff_id']:<10} {a['rule_id']}  -> {to}"
         )
     if not found:
         chosen = [f"{status} " if status != "all" else ""]
@@ -367,11 +367,13 @@ def list_command(
 
 
 def _london(text: str | None) -> str:
+    """A stored time as London time; one without an offset is UTC (SQLite keeps it so)."""
     if not text:
         return "-"
     from engine.sqltime import LONDON
 
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return moment.astimezone(LONDON).strftime("%Y-%m-%d %H:%M %Z")
 
 

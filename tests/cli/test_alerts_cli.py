@@ -64,6 +64,7 @@ def test_alerts_alone_is_alerts_list_and_json_goes_before_or_after(run):
     assert listed(run, "--json", "alerts", "list", "--status", "all") == every
     text = run("alerts")
     assert text.exit_code == 0 and "trim-check" in text.output
+    assert "2025-07-01 12:00 BST" in text.output  # opened at T1, shown in London time
 
 
 def test_alerts_filter_by_recipient_unit_and_rule(run):
