@@ -43,6 +43,17 @@ INTERVENTIONS = "interventions"
 ROLES = ("supervisor", "self")
 ROUTING_FILE = "routing.yaml"
 DEFAULT_MAX_AGE = "7d"
+# durable_rules 2.0.28 never finishes compiling a rule whose `$or` has some 600 branches (500
+# take a third of a second); an `in` list is an `$or` of its values, and `not` turns `all`
+# into `$or`. No welfare rule needs more than a few dozen.
+MAX_COMPARISONS = 200
+
+
+def comparisons(node: Node) -> int:
+    """How many comparisons the engine is given for `node`: an `in` list is one per value."""
+    if isinstance(node, Comparison):
+        return len(node.value) if node.op == "in" else 1
+    return sum(comparisons(item) for item in node.items)
 
 
 def canonical_json(value: Any) -> str:
@@ -275,6 +286,13 @@ def rule_from(document: LinedDocument, routing: Routing | None) -> Rule:
         when = parse(model.when, kind_fields, document.lines, ("when",))
     except ConditionGroupError as error:
         problems += [Problem(document.file, p.line, str(p)) for p in error.problems]
+    if when is not None and comparisons(when) > MAX_COMPARISONS:
+        message = (
+            f"when: {comparisons(when)} comparisons (each value of an `in` list counts); a "
+            f"rule has at most {MAX_COMPARISONS}, beyond which the engine can't compile it"
+        )
+        problems.append(document.problem(("when",), message))
+        when = None
     if routing is not None:
         for index, name in enumerate(model.notify):
             if name not in routing.recipients and name != "self":

@@ -348,3 +348,32 @@ def test_a_key_holding_a_newline_is_shown_escaped_on_one_line(tmp_path):
         f"{rules}/routing.yaml:2: recipients.well\\nbeing: Input should be a "
         + ("valid dictionary or instance of RecipientModel")
     ]
+
+
+@pytest.mark.parametrize(
+    ("condition", "count"),
+    [
+        ("trauma_points_30d in [" + ", ".join(str(n) for n in range(201)) + "]", 201),
+        ("any:\n" + "".join(f"        - trauma_points_30d >= {n}\n" for n in range(600)), 600),
+    ],
+)
+def test_a_rule_too_wide_for_the_engine_is_refused_quickly(tmp_path, condition, count):
+    text = GOOD.replace("- trauma_points_30d >= 5", f"- {condition.rstrip()}")
+    started = time.monotonic()
+    problem = only(problems_for(tmp_path, text))
+    assert time.monotonic() - started < 2
+    assert problem.endswith(
+        f"new.yaml:4: when: {count + 2} comparisons (each value of an `in` list counts); a rule "
+        "has at most 200, beyond which the engine can't compile it"
+    )
+
+
+def test_a_rule_of_200_comparisons_compiles_and_runs(tmp_path):
+    values = ", ".join(str(n) for n in range(197))
+    rules = copy_rules(tmp_path / "rules")
+    text = GOOD.replace("- trauma_points_30d >= 5", f"- trauma_points_30d in [{values}]")
+    (rules / "interventions" / "new.yaml").write_text(
+        text.replace("trauma_points_30d: 5", "trauma_points_30d: 196")
+    )
+    report = run_tests(load_pack(rules))
+    assert report.failures == [] and report.disagreements == []
