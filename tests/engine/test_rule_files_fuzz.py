@@ -1,5 +1,6 @@
 """Generated rule files through `rules validate`: whatever is in them, the command answers
 valid (exit 0) or lists problems (exit 1), and no exception escapes (issue 15 section 5).
+A pack that validates is run through `rules test` as well, which reaches the engine.
 
 Three kinds of file: text that is barely YAML, YAML documents of any shape, and rules that
 are nearly right (real keys, conditions from the grammar, hostile numbers and nesting).
@@ -45,9 +46,16 @@ def validate(name: str, text: str | bytes) -> None:
         else:
             target.write_text(text, encoding="utf-8", errors="surrogatepass")
         result = CliRunner().invoke(main, ["rules", "validate", str(folder)])
+        tested = None
+        if result.exit_code == 0:  # a valid pack goes through the engine too
+            tested = CliRunner().invoke(main, ["rules", "test", str(folder)])
     assert result.exception is None or isinstance(result.exception, SystemExit), (
         f"{type(result.exception).__name__}: {result.exception}\n{text!r}"
     )
+    if tested is not None:
+        assert tested.exit_code in (0, 1) and "Traceback" not in tested.output, tested.output
+        assert "engine and explanation disagree" not in tested.output, (tested.output, text)
+        assert tested.exception is None or isinstance(tested.exception, SystemExit), text
     assert result.exit_code in (0, 1), result.output
     assert "Traceback" not in result.output
     if result.exit_code == 1:  # every problem is FILE[:LINE]: message
@@ -238,3 +246,38 @@ def test_hostile_documents_are_refused_not_crashed():
 )
 def test_criteria_files_of_any_shape(criteria):
     validate("criteria.yaml", dump(criteria))
+
+
+NUMBER_FIELDS = sorted(name for name, kind in fields_for("snapshot").items() if kind == "number")
+COMPARISONS = st.builds(
+    lambda field, op, value: f"{field} {op} {value}",
+    st.sampled_from(NUMBER_FIELDS[:6]),
+    st.sampled_from([">=", ">", "<=", "<", "==", "!="]),
+    NUMBERS.map(number_text),
+)
+GROUPED = st.recursive(
+    COMPARISONS,
+    lambda children: st.builds(
+        lambda kind, items: {kind: items},
+        st.sampled_from(list(GROUPS)),
+        st.lists(children, min_size=1, max_size=3),
+    ),
+    max_leaves=8,
+)
+
+
+@FUZZ
+@given(
+    GROUPED,
+    st.lists(st.dictionaries(st.sampled_from(NUMBER_FIELDS[:6]), NUMBERS, max_size=3), max_size=3),
+)
+def test_rules_with_extreme_numbers_reach_the_engine_safely(when, givens):
+    rule = {
+        "id": "fuzz-rule",
+        "title": "Fuzz",
+        "severity": "low",
+        "when": when,
+        "notify": ["wellbeing"],
+        "tests": [{"given": given, "expect": "fire"} for given in givens],
+    }
+    validate("interventions/fuzz.yaml", dump(rule))
