@@ -4,7 +4,8 @@ A pack that validates is run through `rules test` as well, which reaches the eng
 
 Three kinds of file: text that is barely YAML, YAML documents of any shape, and rules that
 are nearly right (real keys, conditions from the grammar, hostile numbers and nesting).
-The example counts keep the whole file to a few seconds.
+The example counts keep the whole file to a few seconds of CPU (10 each; runs of 150 to 200
+per test found nothing more).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tests.engine.rulekit import copy_rules
 from trauma_tracker.cli import main
 
 FUZZ = settings(
-    max_examples=20,
+    max_examples=10,
     deadline=None,
     database=None,  # no .hypothesis folder left in the repository
     suppress_health_check=[HealthCheck.too_slow],
