@@ -10,6 +10,7 @@ per test found nothing more).
 
 from __future__ import annotations
 
+import atexit
 import math
 import shutil
 import tempfile
@@ -34,6 +35,7 @@ FUZZ = settings(
 
 _SHIPPED = Path(tempfile.mkdtemp(prefix="tt-fuzz-rules-")) / "rules"
 copy_rules(_SHIPPED)
+atexit.register(shutil.rmtree, _SHIPPED.parent, ignore_errors=True)
 
 
 def validate(name: str, text: str | bytes) -> None:
