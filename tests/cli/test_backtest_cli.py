@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from models import Exposure
 from models.db import make_engine
+from tests.engine.rulekit import copy_rules
 from tests.feedfiles import write_force
 from trauma_tracker.cli import main
 
@@ -81,3 +82,22 @@ def test_the_text_output_ends_with_the_load(run, tmp_path):
     load = document["candidate"]["load"]
     share = f"{load['share_alerted']:.1%}"
     assert any(line.split()[-1] == share for line in text.splitlines() if "share" in line)
+
+
+def test_a_changed_folder_shows_the_load_of_both_versions(run, tmp_path):
+    write_force(tmp_path / "feeds")
+    assert run("ingest", tmp_path / "feeds").exit_code == 0
+    assert run("evaluate", "--as-of", "2025-01-31").exit_code == 0
+    folder = copy_rules(tmp_path / "rules")
+    trim = folder / "interventions" / "trim-check.yaml"
+    trim.write_text(trim.read_text().replace("tier >= 3", "tier >= 4"))  # never fires
+    document = json.loads(run("rules", "backtest", folder, *PERIOD, "--json").stdout)
+    candidate, running = document["candidate"]["load"], document["running"]["load"]
+    trim_checks = document["running"]["rules"]["trim-check"]["alerts"]
+    assert trim_checks > 0 and document["candidate"]["rules"]["trim-check"]["alerts"] == 0
+    assert running["alerts"] - candidate["alerts"] == trim_checks
+    assert candidate["people"] == running["people"] > 0
+    assert running["wellbeing_per_working_day"] > candidate["wellbeing_per_working_day"]
+    text = run("rules", "backtest", folder, *PERIOD).stdout
+    header = next(line for line in text.splitlines() if line.startswith("load"))
+    assert header.split()[1:] == ["candidate", "running"]
