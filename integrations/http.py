@@ -45,7 +45,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
 import requests
 
@@ -204,10 +204,11 @@ def _snippet(body: bytes) -> str:
 
 def secret_forms(secret: str) -> list[str]:
     """Every form `secret` may take in a message: as given, trimmed, escaped as Python's
-    repr or JSON writes it (requests quotes a bad header value with repr), URL-encoded.
+    repr or JSON writes it (requests quotes a bad header value with repr), URL-encoded, and
+    decoded (a password in a URL is written encoded).
     Longest first, so a longer form is blanked whole before a shorter one inside it."""
     forms = {secret, secret.strip(), repr(secret)[1:-1], json.dumps(secret)[1:-1]}
-    forms |= {quote(secret, safe=""), quote_plus(secret), quote(secret)}
+    forms |= {quote(secret, safe=""), quote_plus(secret), quote(secret), unquote(secret)}
     return sorted((f for f in forms if f), key=len, reverse=True)
 
 

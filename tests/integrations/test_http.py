@@ -540,3 +540,16 @@ def test_every_form_of_the_token_is_scrubbed_from_messages(endpoint):
     message = str(raised.value)
     assert "HTTP 403: *** *** *** \"***\" '***'" in message
     assert "tok" not in message and "ue" not in message.split("403")[1]
+
+
+def test_a_password_in_the_url_is_scrubbed_encoded_and_decoded(endpoint):
+    def echo_password(handler: BaseHTTPRequestHandler) -> bool:
+        return answer(401, b"bad password p@ss/word or p%40ss%2Fword")(handler)
+
+    endpoint.always = echo_password
+    url = endpoint.url.replace("http://", "http://feeduser:p%40ss%2Fword@")
+
+    with pytest.raises(SourceError) as raised:
+        list(HttpSource("cad", url, "cc_incidents", COLUMNS, retries=0).batches())
+
+    assert str(raised.value).endswith("HTTP 401: bad password *** or ***")
