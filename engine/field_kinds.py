@@ -201,12 +201,12 @@ class Listing(Kind):
         parts = text.str.split("|").list.eval(pl.element().str.strip_chars(WHITESPACE))
         return parts.list.eval(pl.element().filter(pl.element() != "")).list.join("|")
 
-    def accepts(self, text, parsed):
-        # A list of nothing (`|`) is no value: `read_text` decides what that means.
-        return super().accepts(text, parsed) & (self._joined(text) != "")
-
     def column(self, text, parsed, typed):
-        return self._joined(text)
+        import polars as pl
+
+        # A list of nothing (`|`) is no value, as for `read_text` (a list is never required).
+        joined = self._joined(text)
+        return pl.when(joined == "").then(None).otherwise(joined)
 
 
 class Day(Kind):
