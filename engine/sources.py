@@ -24,6 +24,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from engine.feeds import FEEDS, feed_for_filename
 from engine.ingest import BatchReport, Ingestor, feed_rank
 from integrations.base import FeedFormatError
@@ -202,6 +204,8 @@ def _store_file(
         report = BatchReport(
             path=name, feed=feed or batch.feed, outcome="failed", message=error.message
         )
+    except (OperationalError, InterfaceError):
+        raise  # the database went away (or is locked): the file stays, for the next run
     except Exception as error:
         if move:  # as one by one has always done: the file goes to failed/ with the error
             _move(path, BatchReport(path=name, feed=feed_name), False, str(error))

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from engine import service_runs
 from engine.ingest import BatchReport, Ingestor
 from engine.rules.marks import Marks
-from integrations.files import feed_files, move_done
+from integrations.files import folder_entries
 from models import Alert, OutboxMessage, table_of
 from trauma_tracker import metrics
 from trauma_tracker.settings import Settings
@@ -38,7 +38,7 @@ log = logging.getLogger("trauma_tracker.jobs")
 
 # A file still being written is left for the next poll: it must not have changed for this
 # long. (Writers should still write under another name and rename it in.)
-SETTLE_SECONDS = 1.0
+SETTLE_SECONDS = 1.0  # unchanged this long, a dropped file is complete
 # A job that runs every few seconds and finds nothing to do records its success at most
 # this often, so that SQLite's one writer is not kept busy by bookkeeping.
 QUIET_RECORD_SECONDS = 30.0
@@ -173,38 +173,44 @@ class Jobs:
         return result.files > 0
 
     def _intake_folder(self, folder: Path, result: IntakeResult) -> None:
-        """Each waiting file in dependency order, one transaction each, moved as with
-        `ingest --move`: to processed/ once stored (or already stored), to failed/ with a
-        reason when it can't be read as its feed. A file the database could not take
+        """The folder's waiting files as `ingest --move` takes them (engine.sources): in
+        dependency order, one transaction each, under the folder's lock, only once settled,
+        links and other non-files moved aside unread; to processed/ once stored, to failed/
+        with a reason when one can't be read as its feed. A file the database could not take
         because the database went away stays where it is, for the next poll."""
-        from engine.sources import expand_paths, ingest_files
+        from engine.sources import ingest_files
 
         if not folder.is_dir():
             raise FileNotFoundError(f"drop folder {folder} does not exist or is not a folder")
-        files = [path for path in feed_files(folder) if _settled(path)]
-        if not files:
+        files, refused = folder_entries(folder)
+        # Files written to a moment ago are for a later poll (ingest_files checks again).
+        files = [path for path in files if _quiet(path)]
+        if not files and not refused:
             return
         # A database that is away would fail every file: find out before touching any.
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-        log.info("intake: files waiting", extra={"files": len(files)})
-        for path in expand_paths(files):
-            if self.stopping.is_set():
-                return  # a stop: the files not yet started wait for the next start
+        log.info("intake: files waiting", extra={"files": len(files) + len(refused)})
+        reports = ingest_files(
+            self.ingestor, [folder], move=True, jobs=1, settle_seconds=SETTLE_SECONDS
+        )
+        try:
             started = time.monotonic()
-            try:
-                [report] = ingest_files(self.ingestor, [path], move=False, jobs=1)
-            except (sa.exc.OperationalError, sa.exc.InterfaceError):
-                raise  # the database went away: the file stays, and is tried again
-            except Exception as error:
-                move_done(path, False, _private(error))
-                raise
-            move_done(path, report.outcome != "failed", report.message)
-            self._count(report, time.monotonic() - started)
-            result.files += 1
-            if report.outcome == "failed":
-                result.failed.append(report.path)
-            result.changed |= bool(report.accepted or report.linked)
+            for report in reports:
+                if report.outcome in ("waiting", "skipped"):
+                    # Still being written, or another `ingest --move` has the folder.
+                    log.info("intake: left for later", extra={"outcome": report.outcome})
+                else:
+                    self._count(report, time.monotonic() - started)
+                    result.files += 1
+                    if report.outcome == "failed":
+                        result.failed.append(report.path)
+                    result.changed |= bool(report.accepted or report.linked)
+                if self.stopping.is_set():
+                    return  # a stop: the files not yet started wait for the next start
+                started = time.monotonic()
+        finally:
+            reports.close()  # gives the folder's lock back
 
     def _count(self, report: BatchReport, seconds: float) -> None:
         feed = report.feed or "unknown"
@@ -433,7 +439,8 @@ class Jobs:
         return True
 
 
-def _settled(path: Path) -> bool:
+def _quiet(path: Path) -> bool:
+    """Not written to for SETTLE_SECONDS (a file gone meanwhile is not)."""
     try:
         modified = path.stat().st_mtime
     except OSError:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -88,12 +90,30 @@ def test_a_file_that_cannot_be_read_goes_to_failed_and_the_rest_are_ingested(
 
 
 def test_a_file_still_being_written_waits_for_the_next_poll(settings, service_db, drop_dir):
+    """As `ingest --move`: a file that changes while intake looks at it is left alone."""
     _, engine = service_db
-    (drop_dir / "units.csv").write_text("unit_id,parent_id,level,name\nF,,force,Force\n")
+    units = drop_dir / "units.csv"
+    units.write_text("unit_id,parent_id,level,name\nF,,force,Force\n")
+    writing = threading.Event()
 
-    assert Jobs(settings, engine).intake() is False
+    def writer() -> None:  # another system still writing the file, a row at a time
+        for number in range(30):
+            with units.open("a") as out:
+                out.write(f"T{number},F,team,Team {number}\n")
+            writing.set()
+            time.sleep(0.1)
 
-    assert (drop_dir / "units.csv").exists()
+    thread = threading.Thread(target=writer)
+    thread.start()
+    writing.wait()
+    try:
+        assert Jobs(settings, engine).intake() is False
+    finally:
+        thread.join()
+
+    assert units.exists() and not (drop_dir / "processed").exists()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM units")).scalar_one() == 0
 
 
 def test_a_failing_job_is_logged_with_its_traceback_recorded_and_runs_again(
@@ -204,3 +224,24 @@ def test_with_the_database_away_the_files_wait_in_the_drop_folder(tmp_path, rule
 
     assert sorted(drop_dir.iterdir()) == sorted(written)  # none moved to failed/
     engine.dispose()
+
+
+def test_the_scheduler_moves_a_link_aside_without_reading_what_it_points_at(
+    settings, service_db, drop_dir, tmp_path
+):
+    """The service's intake is `ingest --move`'s: a link in the drop folder is never followed."""
+    _, engine = service_db
+    outside = tmp_path / "elsewhere.csv"
+    outside.write_text("unit_id,parent_id,level,name\nF,,force,Secret Force Name\n")
+    settle(outside)
+    link = drop_dir / "units.csv"
+    link.symlink_to(outside)
+
+    Jobs(settings, engine).intake()
+
+    assert not link.is_symlink() and (drop_dir / "failed" / "units.csv").is_symlink()
+    reason = (drop_dir / "failed" / "units.csv.reason.txt").read_text()
+    assert "link" in reason and "Secret Force Name" not in reason
+    assert outside.read_text().endswith("Secret Force Name\n")  # the target is left alone
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM units")).scalar_one() == 0
