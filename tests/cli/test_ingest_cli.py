@@ -16,26 +16,36 @@ from tests.feedfiles import SAMPLE_ROWS, write_csv, write_force
 from trauma_tracker.cli import main
 
 
-@pytest.fixture
-def run(database_url):
+def _runner(url: str):
     runner = CliRunner()
 
     def invoke(*args):
-        return runner.invoke(main, ["--db", database_url, *map(str, args)])
+        return runner.invoke(main, ["--db", url, *map(str, args)])
 
     return invoke
 
 
-def test_init_creates_then_reports_current(run):
-    first = run("init")
+@pytest.fixture
+def run(database_url):
+    return _runner(database_url)
+
+
+@pytest.fixture
+def run_on_empty(empty_database_url):
+    """The command line on a database with no schema yet."""
+    return _runner(empty_database_url)
+
+
+def test_init_creates_then_reports_current(run_on_empty):
+    first = run_on_empty("init")
     assert first.exit_code == 0, first.output
     assert f"schema created -> {head_revision()}" in first.output
-    second = run("init")
+    second = run_on_empty("init")
     assert f"schema is current ({head_revision()})" in second.output
 
 
-def test_ingest_before_init_says_what_to_do(run, tmp_path):
-    result = run("ingest", write_csv(tmp_path / "units.csv", SAMPLE_ROWS["units"]))
+def test_ingest_before_init_says_what_to_do(run_on_empty, tmp_path):
+    result = run_on_empty("ingest", write_csv(tmp_path / "units.csv", SAMPLE_ROWS["units"]))
     assert result.exit_code == 2
     assert "run `trauma-tracker init`" in result.output
 

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from tests.web.conftest import PERSONAS, app, client, web_force, web_rules  # noqa: F401
+from tests.web.conftest import (  # noqa: F401
+    PERSONAS,
+    app,
+    client,
+    web_force,
+    web_force_templates,
+    web_rules,
+)
 
 # Issue 12's personas: part 1's, and a member of the steering group (roles come with sign-in).
 OVERSIGHT_PERSONAS = {**PERSONAS, "steering": ("P210", ("steering",))}
