@@ -196,9 +196,14 @@ def run_evaluation(
 
 def _one_at_a_time(conn: sa.Connection) -> None:
     """One evaluation at a time (two schedulers, or a manual run beside one): PostgreSQL's
-    advisory lock, held to the end of the transaction; SQLite has a single writer anyway."""
+    advisory lock, held to the end of the transaction; SQLite has a single writer anyway.
+    The lock is the schema's (as the scheduler's election is): trackers in other schemas of
+    one database don't wait for each other."""
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVALUATION_LOCK})
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:key, hashtext(current_schema()))"),
+            {"key": EVALUATION_LOCK},
+        )
 
 
 def _plan(
