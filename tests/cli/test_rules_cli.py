@@ -154,18 +154,21 @@ def test_backtest_on_ingested_history_compares_a_changed_folder_and_opens_nothin
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
     candidate, running = document["candidate"], document["running"]
-    assert candidate["steps"] == running["steps"] == 5 and candidate["disagreements"] == []
+    # Weekly from 1 January, and a last step on the 31st itself: both ends are in the period.
+    assert candidate["steps"] == running["steps"] == 6 and candidate["disagreements"] == []
     assert candidate["ruleset"] != running["ruleset"]
     # everyone ingested is at or above the 0th percentile: one alert each in the month
     assert document["changes"]["peer-high-exposure"]["candidate"] == 2
-    assert document["changes"]["peer-high-exposure"]["running"] == 0
+    # the shipped rule (95th percentile, points above 0): the one with the most points of
+    # their role (the backtest scores the ingested records itself; nothing was evaluated)
+    assert document["changes"]["peer-high-exposure"]["running"] == 1
     assert candidate["rules"]["peer-high-exposure"]["by_month"] == {"2025-01": 2}
     engine = make_engine(database_url)
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(Alert.__table__)).scalar() == 0
     engine.dispose()
     text = run("rules", "backtest", folder, "--from", "2025-01-01", "--to", "2025-01-31").output
-    assert "peer-high-exposure: 0 -> 2 (+2)" in text
+    assert "peer-high-exposure: 1 -> 2 (+1)" in text
 
 
 def test_the_audit_key_comes_from_the_settings(run, with_alerts):

@@ -126,7 +126,9 @@ def test_cooldown_and_open_alert_dedup_across_evaluations(db):
     still = run(db, [snapshot("S1", tier2plus_exposures_30d=4)], at=AS_OF + 20 * DAY)
     assert still.people_evaluated == 0  # same figures, and the cooldown has not ended yet
 
-    after = run(db, [snapshot("S1", tier2plus_exposures_30d=4)], at=AS_OF + 31 * DAY)
+    cooldown = next(r for r in default_pack().rules if r.id == "cluster-30d").cooldown
+    assert cooldown > 20 * DAY
+    after = run(db, [snapshot("S1", tier2plus_exposures_30d=4)], at=AS_OF + cooldown + DAY)
     assert after.alerts_opened == 1
     assert [a.status for a in rows(db, Alert)] == ["resolved", "open"]
 
