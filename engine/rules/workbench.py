@@ -18,7 +18,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.rules.active import last_good
-from engine.rules.backtest import STEPS, BacktestReport, backtest, step_times
+from engine.rules.backtest import (
+    STEPS,
+    BacktestReport,
+    backtest,
+    score_unevaluated,
+    scoring_problem,
+    step_times,
+)
 from engine.rules.pack import (
     ROUTING_FILE,
     RulePack,
@@ -212,11 +219,22 @@ def check_period(start: date, end: date, step: str) -> None:
 
 
 def run_backtest(
-    conn: sa.Connection, pack: RulePack, start: date, end: date, step: str = "week"
+    conn: sa.Connection,
+    pack: RulePack,
+    start: date,
+    end: date,
+    step: str = "week",
+    *,
+    criteria=None,
+    history_days: int | None = None,
 ) -> BacktestReport:
-    """`rules backtest` for one pack; the indicators' temporary work is rolled back."""
+    """`rules backtest` for one pack; the indicators' temporary work is rolled back. On a
+    database never evaluated (every rule would count 0), the stored records are scored with
+    `criteria` first, as `rules backtest` does, inside the same rolled-back work."""
     check_period(start, end, step)
     try:
+        if criteria is not None and scoring_problem(conn) is not None:
+            score_unevaluated(conn, criteria, start, history_days)
         return backtest(conn, pack, start, end, step=step)
     finally:
         conn.rollback()

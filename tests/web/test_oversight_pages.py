@@ -326,6 +326,33 @@ def test_a_backtest_shows_alerts_per_month_per_rule_and_per_unit(client, web_for
     assert total and int(total.group(1)) >= 1
 
 
+def test_a_backtest_on_a_database_never_evaluated_scores_it_rather_than_showing_zeros(
+    client, web_force
+):
+    """Before the service's first evaluation nothing is scored: the backtest scores the stored
+    records itself (and keeps nothing), so the steering group sees what the rules would do."""
+    sign_in_persona(client, "steering")
+    token = token_of(client, "/rules")
+    end = web_force.now.date()
+    form = {"csrf_token": token, "from": end.replace(day=1).isoformat(), "to": end.isoformat()}
+
+    def total() -> int:
+        found = re.search(
+            r"(\d+) alerts would have been raised", text(client.post("/rules/backtest", data=form))
+        )
+        assert found
+        return int(found.group(1))
+
+    evaluated = total()
+    assert evaluated >= 1
+    with web_force.engine.begin() as conn:  # as if never evaluated
+        for table in ("exposures", "snapshots", "evaluations"):
+            conn.execute(sa.text(f"DELETE FROM {table}"))
+    assert total() == evaluated
+    with web_force.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM exposures")).scalar_one() == 0
+
+
 def test_a_backtest_with_a_bad_period_names_the_field(client, web_force):
     sign_in_persona(client, "steering")
     token = token_of(client, "/rules")

@@ -196,7 +196,7 @@ def backtest():
     if errors:
         return _page(errors=[(f"backtest-{k}", m) for k, m in errors], anchor="backtest")
     with db.engine().connect() as conn:
-        report = workbench.run_backtest(conn, state.running, start, end, step)
+        report = workbench.run_backtest(conn, state.running, start, end, step, **_scoring())
     return _page(backtest=_backtest_view(report, start, end), anchor="backtest-results")
 
 
@@ -260,11 +260,18 @@ def _comparison(folder: Path, start: date, end: date, step: str) -> dict:
         tests_by_rule=per_rule,
     )
     with db.engine().connect() as conn:
-        after = workbench.run_backtest(conn, candidate, start, end, step)
-        before = workbench.run_backtest(conn, live, start, end, step) if live else None
+        after = workbench.run_backtest(conn, candidate, start, end, step, **_scoring())
+        before = (
+            workbench.run_backtest(conn, live, start, end, step, **_scoring()) if live else None
+        )
     found["changes"] = compare(before, after) if before else None
     found["period"] = (start, end, step)
     return found
+
+
+def _scoring() -> dict:
+    """What a backtest needs to score a database that was never evaluated."""
+    return {"criteria": db.criteria(), "history_days": db.settings().history_days}
 
 
 def _sentence(error: Exception) -> str:
