@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -101,8 +102,13 @@ def test_two_dispatchers_at_once_deliver_each_of_1000_messages_exactly_once(
         recipients = addresses(1000)
         queue_each(engine, recipients)
         runs = [child(postgres_schema_url, smtp.url, NOW, "--batch", "50") for _ in range(2)]
-        reports = [json.loads(run.communicate(timeout=300)[0]) for run in runs]
-        assert [run.returncode for run in runs] == [0, 0]
+        # Both read at once (a child blocked on a full stderr pipe would stall), and a child
+        # that failed shows its error rather than a JSON decode error of its empty output.
+        with ThreadPoolExecutor(2) as pool:
+            outputs = list(pool.map(lambda run: run.communicate(timeout=300), runs))
+        for run, (_, err) in zip(runs, outputs, strict=True):
+            assert run.returncode == 0, err.decode(errors="replace")[-3000:]
+        reports = [json.loads(out) for out, _ in outputs]
 
         assert sum(r["sent"] for r in reports) == 1000
         assert all(r["sent"] > 0 for r in reports)  # both took part
