@@ -45,11 +45,11 @@ from engine.criteria import load_criteria  # noqa: E402
 from engine.evaluation import run_evaluation  # noqa: E402
 from engine.ingest import Ingestor  # noqa: E402
 from engine.sources import ingest_files  # noqa: E402
-from engine.synthetic import generate_force  # noqa: E402
 from models import Alert, OutboxMessage  # noqa: E402
 from models.db import make_engine, migrate  # noqa: E402
 from trauma_tracker.settings import SHIPPED_RULES  # noqa: E402
 from trauma_tracker.sinks import MailSink, TeamsSink, free_port  # noqa: E402
+from trauma_tracker.synthetic import generate_force  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 END = date(2025, 11, 1)  # the other benchmarks' force, so the cached files are shared

@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 from engine.feeds import feed_for_filename  # noqa: E402
 from engine.ingest import Ingestor  # noqa: E402
 from engine.sources import default_jobs, expand_paths, ingest_files  # noqa: E402
-from engine.synthetic import generate_force  # noqa: E402
 from models.db import make_engine, migrate  # noqa: E402
+from trauma_tracker.synthetic import generate_force  # noqa: E402
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 END = date(2025, 12, 31)  # fixed, so every run measures the same force

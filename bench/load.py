@@ -31,10 +31,10 @@ from engine.ingest import Ingestor  # noqa: E402
 from engine.rules.backtest import backtest, opening, step_times  # noqa: E402
 from engine.rules.pack import load_pack  # noqa: E402
 from engine.sources import ingest_files  # noqa: E402
-from engine.synthetic import generate_force  # noqa: E402
 from models import Exposure, table_of  # noqa: E402
 from models.db import make_engine, migrate  # noqa: E402
 from trauma_tracker.settings import SHIPPED_RULES  # noqa: E402
+from trauma_tracker.synthetic import generate_force  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 

@@ -40,9 +40,9 @@ from engine.indicators import SNAPSHOT_FIELDS, WINDOWS  # noqa: E402
 from engine.ingest import Ingestor  # noqa: E402
 from engine.snapshots import snapshot_state  # noqa: E402
 from engine.sources import ingest_files  # noqa: E402
-from engine.synthetic import generate_force  # noqa: E402
 from models.db import make_engine, migrate  # noqa: E402
 from tests.duckdb_oracle import duckdb_points  # noqa: E402
+from trauma_tracker.synthetic import generate_force  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 END = date(2025, 11, 1)

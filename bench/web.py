@@ -46,8 +46,8 @@ sys.path.insert(0, str(ROOT))
 from bench.scoring import END, OUT, POSTGRES_URL, ingest, say, timed  # noqa: E402
 from engine.criteria import load_criteria  # noqa: E402
 from engine.evaluation import run_evaluation  # noqa: E402
-from engine.synthetic import generate_force  # noqa: E402
 from models.db import make_engine, migrate  # noqa: E402
+from trauma_tracker.synthetic import generate_force  # noqa: E402
 
 SCHEMA = "tt_bench_web"
 SECRET = "bench-web-secret-key-not-for-use-anywhere-else"

@@ -299,7 +299,7 @@ def pull(obj: Context, names: tuple[str, ...], as_json: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["csv", "ndjson"]), default="csv")
 def generate(directory: Path, people: int, years: float, seed: int, dirty, end, fmt) -> None:
     """Write a synthetic force's feeds (deterministic for a seed and end date)."""
-    from engine.synthetic import generate_force
+    from trauma_tracker.synthetic import generate_force
 
     summary = generate_force(
         directory,

@@ -18,8 +18,8 @@ from engine.criteria import load_criteria
 from engine.evaluation import run_evaluation
 from engine.ingest import Ingestor
 from engine.sources import ingest_files
-from engine.synthetic import generate_force
 from models.db import make_engine, migrate
+from trauma_tracker.synthetic import generate_force
 
 PEOPLE = 600
 YEARS = 3.0

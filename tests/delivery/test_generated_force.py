@@ -17,12 +17,12 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from engine.criteria import load_criteria
-from engine.synthetic import generate_force
 from models import Absence, Exposure, Incident, Occurrence, OutboxMessage, PersonVersion, Unit
 from tests.delivery.conftest import BASE_URL, SENDER, WELLBEING
 from tests.delivery.servers import card_text
 from trauma_tracker.cli import main
 from trauma_tracker.settings import SHIPPED_RULES
+from trauma_tracker.synthetic import generate_force
 
 LONDON = ZoneInfo("Europe/London")
 

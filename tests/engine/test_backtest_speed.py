@@ -18,10 +18,10 @@ from engine.rules.backtest import backtest, step_times, stored_snapshots, swept_
 from engine.rules.backtest_figures import SUPPORTED, DailyFigures
 from engine.rules.pack import load_pack
 from engine.sources import ingest_files
-from engine.synthetic import generate_force
 from models.db import make_engine, migrate
 from tests.engine.rulekit import copy_rules
 from trauma_tracker.settings import SHIPPED_RULES
+from trauma_tracker.synthetic import generate_force
 
 END = date(2025, 6, 30)
 # Daily steps across the spring clock change, and a later stretch.

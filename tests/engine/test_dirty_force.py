@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from engine.csvlane import Staged
 from engine.ingest import Ingestor
 from engine.sources import ingest_files
-from engine.synthetic import generate_force
 from models import HeldRow
 from models.db import make_engine, migrate
 from tests.feedfiles import database_state
+from trauma_tracker.synthetic import generate_force
 
 REJECTED_KINDS = {"bad_date", "unknown_code", "truncated"}
 

@@ -17,9 +17,9 @@ from engine.ingest import Ingestor
 from engine.optout import opt_out
 from engine.snapshots import snapshot_state
 from engine.sources import ingest_files
-from engine.synthetic import generate_force
 from tests.forcedata import Force, utc
 from trauma_tracker.settings import SHIPPED_RULES
+from trauma_tracker.synthetic import generate_force
 
 END = date(2025, 6, 30)
 START = datetime(2025, 6, 26, tzinfo=UTC)

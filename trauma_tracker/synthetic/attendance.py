@@ -10,10 +10,10 @@ import math
 import random
 from datetime import date
 
-from engine.synthetic import rates
-from engine.synthetic.clock import Period, lognormal, poisson
-from engine.synthetic.force import Post
-from engine.synthetic.staffing import Person
+from trauma_tracker.synthetic import rates
+from trauma_tracker.synthetic.clock import Period, lognormal, poisson
+from trauma_tracker.synthetic.force import Post
+from trauma_tracker.synthetic.staffing import Person
 
 # Spread of spell lengths around their mean (lognormal sigma; assumption: psychological
 # spells have the longest tail).

@@ -14,10 +14,10 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from engine.synthetic import rates
-from engine.synthetic.clock import Period, poisson
-from engine.synthetic.force import Force, Post
-from engine.synthetic.names import email_for, person_name
+from trauma_tracker.synthetic import rates
+from trauma_tracker.synthetic.clock import Period, poisson
+from trauma_tracker.synthetic.force import Force, Post
+from trauma_tracker.synthetic.names import email_for, person_name
 
 # Years in service already at the period start, by rung (assumption: a sergeant has served
 # a few years as a constable, an inspector longer, and so on).

@@ -12,10 +12,10 @@ import random
 import traceback
 from collections.abc import Callable
 
-from engine.synthetic.clock import Period
-from engine.synthetic.crimes import Crimes
-from engine.synthetic.events import CrimeSeed, Incidents
-from engine.synthetic.output import Sink, WrittenFile
+from trauma_tracker.synthetic.clock import Period
+from trauma_tracker.synthetic.crimes import Crimes
+from trauma_tracker.synthetic.events import CrimeSeed, Incidents
+from trauma_tracker.synthetic.output import Sink, WrittenFile
 
 # Below this many officer-years a second process costs more than it saves.
 PARALLEL_OFFICER_YEARS = 1_500

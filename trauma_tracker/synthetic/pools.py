@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 from bisect import bisect_right
 
-from engine.synthetic.force import Post
-from engine.synthetic.staffing import Person
+from trauma_tracker.synthetic.force import Post
+from trauma_tracker.synthetic.staffing import Person
 
 SLICE_DAYS = 28
 # Draws before a pick gives up (everyone drawn was off, absent or already on the job).

@@ -13,11 +13,11 @@ from bisect import bisect_left, bisect_right
 from math import exp
 from typing import NamedTuple
 
-from engine.synthetic import rates
-from engine.synthetic.clock import DAY, Period, cumulative
-from engine.synthetic.force import Force
-from engine.synthetic.pools import Pools
-from engine.synthetic.staffing import Person
+from trauma_tracker.synthetic import rates
+from trauma_tracker.synthetic.clock import DAY, Period, cumulative
+from trauma_tracker.synthetic.force import Force
+from trauma_tracker.synthetic.pools import Pools
+from trauma_tracker.synthetic.staffing import Person
 
 GRADES = ("I", "P", "S", "R")
 # Rows handed to the sink at a time: big enough for writerows to pay, small enough for memory.

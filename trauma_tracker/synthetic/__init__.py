@@ -18,17 +18,22 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from engine.synthetic import rates
-from engine.synthetic.attendance import write_absences, write_cancellations
-from engine.synthetic.clock import Period
-from engine.synthetic.crimes import Crimes
-from engine.synthetic.events import Incidents
-from engine.synthetic.faults import UNKNOWN_STAFF_FROM, FaultPlan
-from engine.synthetic.force import Force, build_force
-from engine.synthetic.output import FORMATS, Sink
-from engine.synthetic.pipeline import PARALLEL_OFFICER_YEARS, can_fork, run_parallel, run_serial
-from engine.synthetic.pools import Pools
-from engine.synthetic.staffing import Person, Staffing
+from trauma_tracker.synthetic import rates
+from trauma_tracker.synthetic.attendance import write_absences, write_cancellations
+from trauma_tracker.synthetic.clock import Period
+from trauma_tracker.synthetic.crimes import Crimes
+from trauma_tracker.synthetic.events import Incidents
+from trauma_tracker.synthetic.faults import UNKNOWN_STAFF_FROM, FaultPlan
+from trauma_tracker.synthetic.force import Force, build_force
+from trauma_tracker.synthetic.output import FORMATS, Sink
+from trauma_tracker.synthetic.pipeline import (
+    PARALLEL_OFFICER_YEARS,
+    can_fork,
+    run_parallel,
+    run_serial,
+)
+from trauma_tracker.synthetic.pools import Pools
+from trauma_tracker.synthetic.staffing import Person, Staffing
 
 __all__ = ["generate_force"]
 
@@ -175,7 +180,7 @@ def _manifest(people, years, seed, dirty, end, fmt, period, force: Force, staff,
     for file in files.values():
         counts[file.feed] = counts.get(file.feed, 0) + file.records
     return {
-        "generator": "engine.synthetic",
+        "generator": "trauma_tracker.synthetic",
         "parameters": {
             "people": people,
             "years": float(years),

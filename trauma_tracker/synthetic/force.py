@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from engine.synthetic import rates
+from trauma_tracker.synthetic import rates
 
 AREAS = (
     ("N", "Northvale"),

@@ -14,9 +14,9 @@ import pytest
 from engine.criteria import load_criteria
 from engine.feeds import FEEDS, Reject, compile_validator, feed_for_filename
 from engine.sqltime import LONDON
-from engine.synthetic import generate_force, rates
-from engine.synthetic.pipeline import can_fork
 from trauma_tracker.settings import SHIPPED_RULES
+from trauma_tracker.synthetic import generate_force, rates
+from trauma_tracker.synthetic.pipeline import can_fork
 
 END = date(2025, 4, 1)
 FEED_FILES = ("*.csv", "*.ndjson")

@@ -13,12 +13,12 @@ import random
 from bisect import bisect_right
 from operator import attrgetter
 
-from engine.synthetic import rates
-from engine.synthetic.clock import DAY, Period, cumulative, lognormal
-from engine.synthetic.events import CHUNK, CrimeSeed, linked_crimes_per_incident
-from engine.synthetic.force import Force
-from engine.synthetic.pools import Pools, off
-from engine.synthetic.staffing import Person
+from trauma_tracker.synthetic import rates
+from trauma_tracker.synthetic.clock import DAY, Period, cumulative, lognormal
+from trauma_tracker.synthetic.events import CHUNK, CrimeSeed, linked_crimes_per_incident
+from trauma_tracker.synthetic.force import Force
+from trauma_tracker.synthetic.pools import Pools, off
+from trauma_tracker.synthetic.staffing import Person
 
 UNLINKED_PER_OFFICER_YEAR = (
     rates.CRIMES_PER_OFFICER_YEAR - rates.INCIDENTS_PER_OFFICER_YEAR * linked_crimes_per_incident()
