@@ -41,11 +41,11 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.criteria import load_criteria  # noqa: E402
 from engine.evaluation import run_evaluation  # noqa: E402
-from engine.ingest import Ingestor  # noqa: E402
-from engine.sources import ingest_files  # noqa: E402
-from models import Alert, OutboxMessage  # noqa: E402
+from engine.ingest.batches import Ingestor  # noqa: E402
+from engine.ingest.files import ingest_files  # noqa: E402
+from engine.scoring.criteria import load_criteria  # noqa: E402
+from models import Alert, OutboxMessage, table_of  # noqa: E402
 from models.db import make_engine, migrate  # noqa: E402
 from trauma_tracker.settings import SHIPPED_RULES  # noqa: E402
 from trauma_tracker.sinks import MailSink, TeamsSink, free_port  # noqa: E402
@@ -100,7 +100,7 @@ def prepare(url: str, folder: Path) -> dict:
         f"evaluated {report.people:,} people in {evaluate_seconds:.0f} s: "
         f"{report.alerts_opened} alerts opened"
     )
-    outbox = OutboxMessage.__table__
+    outbox = table_of(OutboxMessage)
     yesterday = datetime.now(UTC) - timedelta(days=1)
     with engine.begin() as conn:
         conn.execute(
@@ -189,7 +189,7 @@ def drop(folder: Path, n: int, officer: dict) -> float:
 
 
 def trim_alert(engine: sa.Engine, staff_id: str) -> int | None:
-    alerts = Alert.__table__
+    alerts = table_of(Alert)
     with engine.connect() as conn:
         return conn.execute(
             sa.select(sa.func.max(alerts.c.id)).where(

@@ -35,9 +35,9 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.feeds import feed_for_filename  # noqa: E402
-from engine.ingest import Ingestor  # noqa: E402
-from engine.sources import default_jobs, expand_paths, ingest_files  # noqa: E402
+from engine.ingest.batches import Ingestor  # noqa: E402
+from engine.ingest.feeds import feed_for_filename  # noqa: E402
+from engine.ingest.files import default_jobs, expand_paths, ingest_files  # noqa: E402
 from models.db import make_engine, migrate  # noqa: E402
 from trauma_tracker.synthetic import generate_force  # noqa: E402
 

@@ -25,12 +25,12 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.criteria import load_criteria  # noqa: E402
 from engine.evaluation import run_evaluation  # noqa: E402
-from engine.ingest import Ingestor  # noqa: E402
+from engine.ingest.batches import Ingestor  # noqa: E402
+from engine.ingest.files import ingest_files  # noqa: E402
 from engine.rules.backtest import backtest, opening, step_times  # noqa: E402
 from engine.rules.pack import load_pack  # noqa: E402
-from engine.sources import ingest_files  # noqa: E402
+from engine.scoring.criteria import load_criteria  # noqa: E402
 from models import Exposure, table_of  # noqa: E402
 from models.db import make_engine, migrate  # noqa: E402
 from trauma_tracker.settings import SHIPPED_RULES  # noqa: E402

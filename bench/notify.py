@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from engine.delivery import dispatch  # noqa: E402
 from engine.rules.pack import load_pack  # noqa: E402
-from models import OutboxMessage  # noqa: E402
+from models import OutboxMessage, table_of  # noqa: E402
 from models.db import make_engine, migrate  # noqa: E402
 from notifications.base import ChannelNotConfigured, Item, Notification  # noqa: E402
 from notifications.smtp import SmtpTransport  # noqa: E402
@@ -141,7 +141,7 @@ def notification(n: int, channel: str) -> Notification:
 
 
 def queue(engine: sa.Engine, count: int, channel: str) -> None:
-    table = OutboxMessage.__table__
+    table = table_of(OutboxMessage)
     rows = []
     for n in range(count):
         body = {

@@ -2,7 +2,7 @@
 
     python bench/rules.py [--people 50000] [--changed 0.01] [--db URL]
 
-1. Full: `engine.decisions.decide` on every snapshot (durable_rules, the Python check and
+1. Full: `engine.alerts.decisions.decide` on every snapshot (durable_rules, the Python check and
    explanation, decisions, alerts, outbox rows and marks written and committed), timed.
 2. Again with 1% of the snapshots changed, with the marks kept in memory from step 1 as the
    scheduler keeps them: only those may be evaluated, timed. (A new process reads the marks
@@ -27,13 +27,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.decisions import decide  # noqa: E402
+from engine.alerts.decisions import decide  # noqa: E402
 from engine.rules import durable  # noqa: E402
 from engine.rules.conditions import holds  # noqa: E402
 from engine.rules.marks import Marks  # noqa: E402
 from engine.rules.matching import snapshot_subjects  # noqa: E402
 from engine.rules.pack import load_pack  # noqa: E402
-from models import PersonVersion  # noqa: E402
+from models import PersonVersion, table_of  # noqa: E402
 from models.db import make_engine, migrate  # noqa: E402
 from trauma_tracker.settings import SHIPPED_RULES  # noqa: E402
 
@@ -94,7 +94,7 @@ def main() -> None:
     engine = make_engine(url)
     migrate(engine)
     with engine.begin() as conn:
-        conn.execute(PersonVersion.__table__.insert(), people_rows(args.people))
+        conn.execute(table_of(PersonVersion).insert(), people_rows(args.people))
     pack = load_pack(SHIPPED_RULES)
     rng = random.Random(4)
     snapshots = [snapshot(rng, f"P{i:06d}") for i in range(args.people)]

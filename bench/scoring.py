@@ -34,12 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.feedsplit import changes_between, known_at  # noqa: E402
-from engine.criteria import load_criteria  # noqa: E402
 from engine.evaluation import run_evaluation  # noqa: E402
-from engine.indicators import SNAPSHOT_FIELDS, WINDOWS  # noqa: E402
-from engine.ingest import Ingestor  # noqa: E402
-from engine.snapshots import snapshot_state  # noqa: E402
-from engine.sources import ingest_files  # noqa: E402
+from engine.ingest.batches import Ingestor  # noqa: E402
+from engine.ingest.files import ingest_files  # noqa: E402
+from engine.scoring.criteria import load_criteria  # noqa: E402
+from engine.scoring.indicators import SNAPSHOT_FIELDS, WINDOWS  # noqa: E402
+from engine.scoring.snapshots import snapshot_state  # noqa: E402
 from models.db import make_engine, migrate  # noqa: E402
 from tests.duckdb_oracle import duckdb_points  # noqa: E402
 from trauma_tracker.synthetic import generate_force  # noqa: E402

@@ -44,8 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.scoring import END, OUT, POSTGRES_URL, ingest, say, timed  # noqa: E402
-from engine.criteria import load_criteria  # noqa: E402
 from engine.evaluation import run_evaluation  # noqa: E402
+from engine.scoring.criteria import load_criteria  # noqa: E402
 from models.db import make_engine, migrate  # noqa: E402
 from trauma_tracker.synthetic import generate_force  # noqa: E402
 
@@ -241,7 +241,7 @@ def stop_server(server: subprocess.Popen) -> None:
 def people_to_ask(url: str, count: int, seed: int) -> dict[str, list[str]]:
     """Random people in post at AS_OF, and random supervisors (anyone someone in post reports
     to), with the size of each supervisor's team as the Team page shows it."""
-    from engine import team
+    from engine.people import team
     from engine.sqltime import local_date
 
     day = local_date(AS_OF)

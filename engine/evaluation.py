@@ -13,7 +13,8 @@ version; old snapshots keep theirs), on the first evaluation, and when the evalu
 so early that the history horizon moves back past what is scored. An evaluation of a moment
 before the newest one writes everyone's snapshot for that moment, none of them current.
 
-Given a rules folder, a current evaluation then runs the intervention rules (engine.decisions)
+Given a rules folder, a current evaluation then runs the intervention rules
+(engine.alerts.decisions)
 in the same transaction: on everyone's figures (only people whose tested figures changed are
 looked at again) and on the exposures young enough for the exposure rules. The folder's rules
 are used when they are valid; otherwise the last good ruleset stored, and the problems are
@@ -32,12 +33,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine import indicators, scoring
-from engine.criteria import Criteria
-from engine.decisions import decide, recent_exposures
+from engine.alerts.decisions import decide, recent_exposures
 from engine.rules.active import ActiveRuleset, NoValidRuleset, load_active
 from engine.rules.marks import Marks
-from engine.snapshots import write_current, write_past
+from engine.scoring import exposures as scoring
+from engine.scoring import indicators
+from engine.scoring.criteria import Criteria
+from engine.scoring.snapshots import write_current, write_past
 from engine.sqltime import read_datetime
 from models import CriteriaVersion, Evaluation, OptOut, table_of
 

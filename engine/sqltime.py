@@ -2,7 +2,7 @@
 
 SQLAlchemy's column types convert values for ORM and Core statements, but set-based scoring
 binds plain parameters into text SQL. SQLite stores UTC datetimes as text
-(`YYYY-MM-DD HH:MM:SS.ffffff`, see engine.feeds.parse_datetime) and dates as `YYYY-MM-DD`, so
+(`YYYY-MM-DD HH:MM:SS.ffffff`, see engine.ingest.feeds.parse_datetime) and dates as `YYYY-MM-DD`, so
 comparisons there must bind exactly that text; PostgreSQL takes the objects themselves.
 """
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.feeds import InvalidValue, parse_ndjson_line
+from engine.ingest.feeds import InvalidValue, parse_ndjson_line
 from integrations.base import Batch, FeedFormatError, Row, UnreadableRow, rows_from_records
 
 FEED_SUFFIXES = (".csv", ".ndjson", ".jsonl")

@@ -22,7 +22,7 @@ The endpoint protocol (ours: a force puts it in front of its system)::
   hands out a new cursor for every empty page would otherwise be asked forever).
 - A pull is bounded: after `max_pages` pages or `max_seconds` seconds it stops with an error;
   what was read is stored and the next pull goes on from its watermark.
-- A watermark must be a time (`engine.feeds.check_watermark`): an item whose watermark is
+- A watermark must be a time (`engine.ingest.feeds.check_watermark`): an item whose watermark is
   `Infinity`, a number or not a time is a rejected row and never moves the watermark.
 - 5xx answers, 429, timeouts and connection errors are retried with exponential backoff;
   `Retry-After` (seconds or an HTTP date) on 429 and 503 is honoured up to a cap. Other
@@ -49,7 +49,7 @@ from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
 import requests
 
-from engine.feeds import InvalidValue, check_watermark
+from engine.ingest.feeds import InvalidValue, check_watermark
 from integrations.base import Batch, SourceError, UnreadableRow, rows_from_records
 
 # A page far larger than this is a misconfigured endpoint, not a feed; refuse it rather than

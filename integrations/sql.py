@@ -239,7 +239,7 @@ class SqlSource:
         return message
 
 
-EARLIEST_YEAR, LATEST_YEAR = 1900, 2100  # as the feeds' dates (engine.feeds)
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2100  # as the feeds' dates (engine.ingest.feeds)
 
 
 def watermark_problem(value: Any) -> str | None:

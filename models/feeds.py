@@ -20,7 +20,7 @@ BRIN = {"postgresql_using": "brin", "postgresql_with": {"autosummarize": "on"}}
 
 def growing_indexes(table: str, *columns: str) -> tuple[Index, ...]:
     """Indexes on columns whose values grow as rows arrive: `run_id`, by which scoring
-    (engine/scoring.py) finds what changed since its last evaluation, and a record's time.
+    (engine/scoring/exposures.py) finds what changed since its last evaluation, and a record's time.
 
     On PostgreSQL they are one BRIN index, a summary of each range of pages that costs
     almost nothing to keep up while loading, where a b-tree costs about a fifth of a large

@@ -24,10 +24,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from models import ChannelHealth, OutboxMessage
+from models import ChannelHealth, OutboxMessage, table_of
 
-outbox_t: sa.Table = OutboxMessage.__table__
-health_t: sa.Table = ChannelHealth.__table__
+outbox_t = table_of(OutboxMessage)
+health_t = table_of(ChannelHealth)
 
 STATUSES = ("pending", "claimed", "sent", "failed", "cancelled")
 # A dispatch run checks its lease before each send, so this only needs to outlast one batch.

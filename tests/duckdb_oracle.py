@@ -2,7 +2,7 @@
 person straight from the CSVs, to check the tracker against.
 
 DuckDB reads the feed files and computes each person's exposures and windowed points with
-one query, written independently of engine/scoring.py (its own SQL for categories: lists
+one query, written independently of engine/scoring/exposures.py (its own SQL for categories: lists
 split into arrays, not string search) but to the same definitions (CONTRACT section 2):
 category by precedence, points = tier points x role multiplier, one exposure per person per
 incident (a deployment and its linked occurrence share `cc:<urn>`), the higher-scoring
@@ -18,8 +18,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from engine.criteria import Criteria
-from engine.indicators import WINDOWS
+from engine.scoring.criteria import Criteria
+from engine.scoring.indicators import WINDOWS
 
 FEEDS = ("cc_incidents", "cc_deployments", "rms_occurrences", "rms_involvements")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from engine.feeds import FEEDS
-from models import FEED_TABLES, HeldRow, QuarantinedRow
+from engine.ingest.feeds import FEEDS
+from models import FEED_TABLES, HeldRow, QuarantinedRow, table_of
 
 SAMPLE_ROWS: dict[str, list[dict[str, str]]] = {
     "units": [
@@ -199,17 +199,17 @@ def database_state(engine: sa.Engine) -> dict[str, list[tuple]]:
     state: dict[str, list[tuple]] = {}
     with engine.connect() as conn:
         for feed, model in FEED_TABLES.items():
-            table = model.__table__
+            table = table_of(model)
             columns = [table.c[name] for name in FEEDS[feed].columns]
             state[feed] = sorted(tuple(r) for r in conn.execute(sa.select(*columns)))
-        quarantined = QuarantinedRow.__table__
+        quarantined = table_of(QuarantinedRow)
         state["quarantined"] = sorted(
             tuple(r)
             for r in conn.execute(
                 sa.select(quarantined.c.source, quarantined.c.line, quarantined.c.reason)
             )
         )
-        held = HeldRow.__table__
+        held = table_of(HeldRow)
         state["held"] = sorted(
             tuple(r)
             for r in conn.execute(

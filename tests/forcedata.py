@@ -14,11 +14,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.criteria import Criteria, parse_criteria
 from engine.evaluation import EvaluationReport, run_evaluation
-from engine.feeds import FEEDS
-from engine.ingest import Ingestor
+from engine.ingest.batches import Ingestor
+from engine.ingest.feeds import FEEDS
+from engine.scoring.criteria import Criteria, parse_criteria
 from integrations.base import Batch, rows_from_records
+from models import table_of
 from models.db import make_engine, migrate
 
 # Criteria made for the tests, independent of the shipped weights.
@@ -196,7 +197,7 @@ class Force:
         """Stored exposures (of one person), by reference, without when they were scored."""
         from models import Exposure
 
-        table = Exposure.__table__
+        table = table_of(Exposure)
         query = sa.select(table).order_by(table.c.ref, table.c.staff_id)
         if staff_id:
             query = query.where(table.c.staff_id == staff_id)
@@ -210,7 +211,7 @@ class Force:
         """The person's current snapshot, or the one at `as_of`."""
         from models import Snapshot
 
-        table = Snapshot.__table__
+        table = table_of(Snapshot)
         query = sa.select(table).where(table.c.staff_id == staff_id)
         if as_of is None:
             query = query.where(table.c.is_current.is_(True))

@@ -27,13 +27,13 @@ from trauma_tracker.settings import Settings, SettingsError
 if TYPE_CHECKING:  # the engine and the database layer are imported by the commands that run
     import sqlalchemy as sa
 
-    from engine.ingest import BatchReport
+    from engine.ingest.batches import BatchReport
 
 REJECTS_SHOWN = 20
 
 
 def _feed_names() -> list[str]:
-    from engine.feeds import FEEDS
+    from engine.ingest.feeds import FEEDS
 
     return sorted(FEEDS)
 
@@ -228,8 +228,8 @@ def ingest(
     could not be processed at all, 1 when a file was stored but could not be moved or
     changed while it was read. With --move, files still being written and folders another
     run is at work on are left for later (exit 0; see README, "Drop folders")."""
-    from engine.ingest import Ingestor
-    from engine.sources import ingest_files
+    from engine.ingest.batches import Ingestor
+    from engine.ingest.files import ingest_files
     from integrations.base import FeedFormatError
 
     meter = _RateMeter()
@@ -261,7 +261,7 @@ def ingest(
 @click.pass_obj
 def pull(obj: Context, names: tuple[str, ...], as_json: bool) -> None:
     """Pull the HTTP and SQL sources configured in TT_SOURCES_FILE (all, or those named)."""
-    from engine.ingest import Ingestor
+    from engine.ingest.batches import Ingestor
     from integrations.base import SourceError
     from trauma_tracker.pulling import pull_sources
 
@@ -322,7 +322,7 @@ def generate(directory: Path, people: int, years: float, seed: int, dirty, end, 
 
 def _load_criteria(obj: Context):
     """The criteria file, or exit 1 listing every problem as FILE:LINE: message."""
-    from engine.criteria import load_criteria
+    from engine.scoring.criteria import load_criteria
     from engine.yamlfile import RuleFileError
 
     try:
@@ -351,7 +351,7 @@ def evaluate(obj: Context, as_of: datetime | None, full: bool, as_json: bool) ->
     the last good ruleset runs instead; with none ever stored, nothing is done (exit 2). An
     earlier moment than the newest evaluation (--as-of in the past) runs no rules.
     """
-    from engine.alerts import NoRecipient
+    from engine.alerts.lifecycle import NoRecipient
     from engine.evaluation import NoValidRuleset, run_evaluation
 
     criteria, text = _load_criteria(obj)
@@ -425,8 +425,13 @@ def exposure(obj: Context, staff_id: str, as_of: datetime | None, as_json: bool)
     """One person's exposure: points and counts over 30 days, 90 days, 365 days and 5 years,
     and every exposure in the history. A window longer than the records held is marked
     partial, with the date they begin. An opted-out person shows only that."""
-    from engine.criteria import load_criteria
-    from engine.personal import UnknownPerson, person_exposure, records_begin, window_coverage
+    from engine.people.own_record import (
+        UnknownPerson,
+        person_exposure,
+        records_begin,
+        window_coverage,
+    )
+    from engine.scoring.criteria import load_criteria
     from engine.yamlfile import RuleFileError
 
     try:  # labels only: a broken criteria file must not hide a person's record
@@ -507,7 +512,7 @@ _BY_HELP = "Who is recording the person's choice (default: the operating-system 
 def opt_out_command(obj: Context, staff_id: str, actor: str | None) -> None:
     """Record that a person opts out: their exposures, snapshots and alerts (with the alerts'
     queued notifications) are deleted at once, and none are made while they are out."""
-    from engine.optout import UnknownPerson, opt_out
+    from engine.people.opt_out import UnknownPerson, opt_out
 
     try:
         done = opt_out(obj.current_engine(), staff_id, actor=_actor(actor))
@@ -526,7 +531,7 @@ def opt_out_command(obj: Context, staff_id: str, actor: str | None) -> None:
 def opt_in_command(obj: Context, staff_id: str, actor: str | None) -> None:
     """Record that a person opts back in: their exposures and snapshot are rebuilt from the
     source records straight away."""
-    from engine.optout import UnknownPerson, opt_in
+    from engine.people.opt_out import UnknownPerson, opt_in
 
     criteria, _ = _load_criteria(obj)
     try:

@@ -42,11 +42,11 @@ def parse_moment(text: str) -> datetime:
     The one meaning for every command: ISO 8601 with an offset or `Z` as given, without one
     London time, and a bare date the end of that day in London (23:59:59.999999), so that
     "as of 30 June" counts all of 30 June. Like every date in the feeds, it must lie between
-    engine.feeds.EARLIEST and LATEST (a 0001-01-01 or 9999-12-31 is a typo or a placeholder).
+    engine.ingest.feeds.EARLIEST and LATEST (a 0001-01-01 or 9999-12-31 is a typo or a placeholder).
 
     :raise click.BadParameter: not a date or time, or outside that range.
     """
-    from engine.feeds import EARLIEST, LATEST
+    from engine.ingest.feeds import EARLIEST, LATEST
     from engine.sqltime import LONDON, parse_as_of
 
     try:

@@ -90,7 +90,7 @@ def validate(obj: Any, directory: Path | None) -> None:
         problems = error.problems
     criteria = folder / "criteria.yaml"
     if criteria.is_file():
-        from engine.criteria import load_criteria
+        from engine.scoring.criteria import load_criteria
 
         try:
             load_criteria(folder)
@@ -184,11 +184,11 @@ def backtest(obj: Any, directory: Path | None, start: str, end: str, step: str, 
     database never evaluated it scores the stored records itself first (with the folder's
     criteria.yaml), keeps nothing, and says so.
     """
-    from engine.criteria import load_criteria
     from engine.rules.active import last_good
     from engine.rules.backtest import backtest as run_backtest
     from engine.rules.backtest import compare, score_unevaluated, scoring_problem, unscored_runs
     from engine.rules.pack import load_pack
+    from engine.scoring.criteria import load_criteria
     from engine.yamlfile import RuleFileError
 
     first, last = _day(start), _day(end)
@@ -267,7 +267,7 @@ STATUS = click.Choice(["open", "acknowledged", "resolved", "unresolved", "all"])
 LISTING_VALUES = ("--status", "--recipient", "--unit", "--rule")
 
 
-# engine.alerts.OUTCOMES, written here so that `--help` shows them without importing the
+# engine.alerts.lifecycle.OUTCOMES, written here so that `--help` shows them without importing the
 # engine (tests/cli/test_startup.py checks that the two agree).
 OUTCOMES = ("support_offered", "referred", "declined", "no_action_needed", "false_positive")
 
@@ -346,7 +346,7 @@ def list_command(
     as_json: bool,
 ) -> None:
     """List alerts, oldest first (default: the open ones)."""
-    from engine import alerts as alert_ops
+    from engine.alerts import lifecycle as alert_ops
 
     with obj.current_engine().connect() as conn:
         found = alert_ops.list_alerts(conn, status, recipient=recipient, unit=unit, rule=rule_id)
@@ -394,7 +394,7 @@ def _escalate_after(obj: Any):
 @click.pass_obj
 def show(obj: Any, alert_id: int, as_json: bool) -> None:
     """One alert: why it fired, whom it went to, its notes and its history."""
-    from engine.alert_view import alert_detail
+    from engine.alerts.view import alert_detail
 
     engine = obj.current_engine()
     detail = alert_detail(
@@ -459,7 +459,7 @@ def _print_alert(d: dict[str, Any]) -> None:
 def _change(obj: Any, action, *args: Any) -> None:
     """Run an alert change; an unknown alert exits 2 (as an unknown staff id does), a change
     the alert's state does not allow exits 1."""
-    from engine import alerts as alert_ops
+    from engine.alerts import lifecycle as alert_ops
 
     with obj.current_engine().begin() as conn:
         try:
@@ -477,7 +477,7 @@ def _change(obj: Any, action, *args: Any) -> None:
 @click.pass_obj
 def acknowledge(obj: Any, alert_id: int, actor: str, note: str | None) -> None:
     """Mark an open alert as acknowledged (`ack` is the same)."""
-    from engine import alerts as alert_ops
+    from engine.alerts import lifecycle as alert_ops
 
     _change(obj, alert_ops.acknowledge, alert_id, actor, datetime.now(UTC), note)
     click.echo(f"alert {alert_id} acknowledged by {actor}")
@@ -491,7 +491,7 @@ def acknowledge(obj: Any, alert_id: int, actor: str, note: str | None) -> None:
 @click.pass_obj
 def resolve(obj: Any, alert_id: int, actor: str, outcome: str, note: str | None) -> None:
     """Close an alert with the outcome of the welfare conversation."""
-    from engine import alerts as alert_ops
+    from engine.alerts import lifecycle as alert_ops
 
     _change(obj, alert_ops.resolve, alert_id, actor, outcome, datetime.now(UTC), note)
     click.echo(f"alert {alert_id} resolved by {actor}: {outcome}")
@@ -508,7 +508,7 @@ NOW = moment_option("--now", "now", what="Run as if at this time")
 @click.pass_obj
 def escalate(obj: Any, now: datetime | None, as_json: bool) -> None:
     """Escalate alerts not acknowledged within routing's escalate.after (a scheduler step)."""
-    from engine import alerts as alert_ops
+    from engine.alerts import lifecycle as alert_ops
 
     with obj.current_engine().begin() as conn:
         routing = _active(obj, conn).pack.routing
@@ -522,7 +522,7 @@ def escalate(obj: Any, now: datetime | None, as_json: bool) -> None:
 @click.pass_obj
 def follow_ups(obj: Any, now: datetime | None, as_json: bool) -> None:
     """Queue the follow-up reminders now due (a scheduler step)."""
-    from engine import alerts as alert_ops
+    from engine.alerts import lifecycle as alert_ops
 
     with obj.current_engine().begin() as conn:
         routing = _active(obj, conn).pack.routing
@@ -548,7 +548,7 @@ def audit() -> None:
 @click.pass_obj
 def verify(obj: Any, exported: Path | None) -> None:
     """Walk the chain; name the first bad entry and exit 1 if anything was changed."""
-    from engine import audit as audit_ops
+    from engine.alerts import audit as audit_ops
 
     key = audit_key(obj)
     with obj.current_engine().connect() as conn:
@@ -579,7 +579,7 @@ def verify(obj: Any, exported: Path | None) -> None:
 def replay(obj: Any, decision: str, as_json: bool) -> None:
     """Re-run one decision (its id, or its seq) from its stored input and ruleset, and compare
     what it derives with every stored field (exit 1 if anything differs)."""
-    from engine import audit as audit_ops
+    from engine.alerts import audit as audit_ops
 
     with obj.current_engine().connect() as conn:
         try:
@@ -620,7 +620,7 @@ def replay(obj: Any, decision: str, as_json: bool) -> None:
 @click.pass_obj
 def checkpoint(obj: Any, target: Path | None) -> None:
     """Sign the chain's current end with the audit key (the nightly job)."""
-    from engine import audit as audit_ops
+    from engine.alerts import audit as audit_ops
 
     key = audit_key(obj)
     if key is None:

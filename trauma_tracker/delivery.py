@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.delivery import DispatchReport, dispatch
+from engine.delivery.dispatch import DispatchReport, dispatch
 from engine.rules.active import load_active
 from notifications.base import ChannelNotConfigured, Transport
 from trauma_tracker.settings import DeliverySettings, Settings

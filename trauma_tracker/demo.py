@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.criteria import load_criteria
 from engine.evaluation import run_evaluation
-from engine.ingest import Ingestor
-from engine.sources import ingest_files
+from engine.ingest.batches import Ingestor
+from engine.ingest.files import ingest_files
+from engine.scoring.criteria import load_criteria
 from models.db import make_engine, migrate
 from trauma_tracker.synthetic import generate_force
 

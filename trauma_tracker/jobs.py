@@ -26,8 +26,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine import service_runs
-from engine.ingest import BatchReport, Ingestor
+from engine.ingest.batches import BatchReport, Ingestor
+from engine.oversight import service_runs
 from engine.rules.marks import Marks
 from integrations.files import folder_entries
 from models import Alert, OutboxMessage, table_of
@@ -173,12 +173,12 @@ class Jobs:
         return result.files > 0
 
     def _intake_folder(self, folder: Path, result: IntakeResult) -> None:
-        """The folder's waiting files as `ingest --move` takes them (engine.sources): in
+        """The folder's waiting files as `ingest --move` takes them (engine.ingest.files): in
         dependency order, one transaction each, under the folder's lock, only once settled,
         links and other non-files moved aside unread; to processed/ once stored, to failed/
         with a reason when one can't be read as its feed. A file the database could not take
         because the database went away stays where it is, for the next poll."""
-        from engine.sources import ingest_files
+        from engine.ingest.files import ingest_files
 
         if not folder.is_dir():
             raise FileNotFoundError(f"drop folder {folder} does not exist or is not a folder")
@@ -275,8 +275,8 @@ class Jobs:
         return self._evaluate(force=True)
 
     def _evaluate(self, force: bool) -> bool:
-        from engine.criteria import load_criteria
         from engine.evaluation import run_evaluation
+        from engine.scoring.criteria import load_criteria
 
         with self._evaluating:  # one at a time; a change that came meanwhile is seen next
             if not force and not self.changed.is_set():
@@ -387,7 +387,7 @@ class Jobs:
 
     def escalations(self) -> bool:
         """Escalate overdue alerts and queue the follow-ups now due, under the active routing."""
-        from engine import alerts
+        from engine.alerts import lifecycle as alerts
         from engine.rules.active import load_active
 
         now = self.clock()
@@ -406,8 +406,8 @@ class Jobs:
     # -- nightly -------------------------------------------------------------------------------
 
     def retention(self) -> bool:
-        """Purge what is past its retention (engine.retention), logging the counts."""
-        from engine.retention import purge
+        """Purge what is past its retention (engine.people.retention), logging the counts."""
+        from engine.people.retention import purge
 
         report = purge(
             self.engine,
@@ -421,7 +421,7 @@ class Jobs:
 
     def checkpoint(self) -> bool:
         """Sign the decision log's current end (TT_AUDIT_KEY)."""
-        from engine.audit import write_checkpoint
+        from engine.alerts.audit import write_checkpoint
 
         key = self.settings.audit_key_bytes
         if key is None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from engine.feeds import FEEDS
-from engine.ingest import BatchReport, Ingestor, watermark_for
+from engine.ingest.batches import BatchReport, Ingestor, watermark_for
+from engine.ingest.feeds import FEEDS
 from integrations.base import FeedFormatError, SourceError
 from integrations.http import HttpSource
 from integrations.sql import SqlSource

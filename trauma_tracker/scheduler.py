@@ -29,7 +29,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from engine import service_runs
+from engine.oversight import service_runs
 from engine.sqltime import LONDON
 from models.db import make_engine, require_current
 from trauma_tracker import metrics

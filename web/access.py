@@ -6,7 +6,7 @@ Views call the same functions again when they need the answer in the body.
 
 - The person: their own record always (no reason asked, nothing logged).
 - Another person's record (`may_view_person`): the person's supervisor in force today
-  (directly or down the chain, engine.team), wellbeing, or an auditor; never an opted-out
+  (directly or down the chain, engine.people.team), wellbeing, or an auditor; never an opted-out
   person (they appear only as a count), and the answer for a staff id nobody has is the same
   as for one the user may not see.
 - The team page (`may_see_team`): someone who supervises anyone today.
@@ -25,9 +25,9 @@ from typing import Any
 
 from flask import g
 
-from engine import team
-from engine.alert_view import alert_row, has_received_alerts, recipients_of
-from engine.personal import is_opted_out
+from engine.alerts.view import alert_row, has_received_alerts, recipients_of
+from engine.people import team
+from engine.people.own_record import is_opted_out
 from engine.sqltime import local_date
 from web import db
 

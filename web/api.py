@@ -21,12 +21,12 @@ from spectree.models import InType, SecureType
 from spectree.plugins.flask_plugin import FlaskPlugin
 from wtforms import ValidationError
 
-from engine import alerts as alert_ops
-from engine.access_log import record_view
-from engine.alert_view import alert_detail, alerts_for_recipient
-from engine.optout import opt_in, opt_out
-from engine.personal import UnknownPerson, is_opted_out
-from engine.team import team_view
+from engine.alerts import lifecycle as alert_ops
+from engine.alerts.view import alert_detail, alerts_for_recipient
+from engine.people.access_log import record_view
+from engine.people.opt_out import opt_in, opt_out
+from engine.people.own_record import UnknownPerson, is_opted_out
+from engine.people.team import team_view
 from web import access, db
 from web import api_schemas as s
 from web.auth import allowed, current_user, signed_in, uses_bearer
@@ -154,7 +154,7 @@ def my_exposure():
 @spec.validate(resp=_responses(s.AccessLog), tags=["me"])
 def my_access_log():
     """Who viewed my record and why, newest first."""
-    from engine.access_log import access_log_for
+    from engine.people.access_log import access_log_for
 
     return _ok(access_log_for(db.engine(), current_user().staff_id))
 

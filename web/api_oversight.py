@@ -18,8 +18,8 @@ import json
 from flask import Blueprint, Response, jsonify, request
 from spectree import Response as Responses
 
-from engine.access_log import AccessReasonError
 from engine.oversight import admin, aggregates, audit_search, effectiveness, queue
+from engine.people.access_log import AccessReasonError
 from engine.rules.fields import parse_duration
 from notifications.outbox import OutboxError
 from web import api_oversight_schemas as s

@@ -11,9 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
-from engine.access_log import NOTE_MAX, REASONS
-from engine.alerts import OUTCOMES
+from engine.alerts.lifecycle import OUTCOMES
 from engine.oversight import admin, aggregates, audit_search, queue
+from engine.people.access_log import NOTE_MAX, REASONS
 from engine.rules.fields import parse_duration
 from notifications.outbox import STATUSES
 
@@ -87,7 +87,10 @@ class QueueQuery(_Request):
     severity: Literal[queue.SEVERITIES] | None = None  # type: ignore[valid-type]
     unit_id: Ident | None = None
     older_than: str | None = Field(
-        default=None, pattern=r"^\d{1,5}[mhdw]$", description="a duration: 72h, 7d, 2w"
+        # At most 9999 days or 999 weeks: the document says all a duration may be.
+        default=None,
+        pattern=r"^(\d{1,4}[mhd]|\d{1,3}w)$",
+        description="a duration: 72h, 7d, 2w",
     )
     overdue: bool | None = None
     escalated: bool | None = None

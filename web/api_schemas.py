@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationInfo, field_validator
 
-from engine.access_log import NOTE_MAX, REASONS
-from engine.alert_view import STATUS_FILTERS
-from engine.alerts import OUTCOMES
+from engine.alerts.lifecycle import OUTCOMES
+from engine.alerts.view import STATUS_FILTERS
+from engine.people.access_log import NOTE_MAX, REASONS
 
 
 class _Shape(BaseModel):

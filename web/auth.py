@@ -34,7 +34,7 @@ from flask import (
 )
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from engine import people
+from engine.people import directory as people
 from engine.sqltime import local_date
 from web import db
 

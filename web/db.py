@@ -14,10 +14,10 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, g
 
-from engine.criteria import Criteria, load_criteria
-from engine.personal import person_exposure
+from engine.people.own_record import person_exposure
 from engine.rules.active import last_good
 from engine.rules.pack import Routing, RulePack, load_pack, rule_files
+from engine.scoring.criteria import Criteria, load_criteria
 from engine.yamlfile import RuleFileError
 from trauma_tracker.settings import Settings
 
@@ -59,7 +59,7 @@ def now() -> datetime:
 def exposure(staff_id: str) -> dict[str, Any]:
     """One person's record now, in the `exposure --json` shape, for a page or the API.
 
-    :raise engine.personal.UnknownPerson: no such staff id."""
+    :raise engine.people.own_record.UnknownPerson: no such staff id."""
     return person_exposure(
         engine(), staff_id, now(), history_days=settings().history_days, criteria=criteria()
     )

@@ -8,7 +8,7 @@ keys, issuer, audience, expiry) and starts a session for the person it names.
 
 An API call may instead carry `Authorization: Bearer` with an Entra ID access token for this
 app, checked the same way (audience: the client id or api://client-id; a user's delegated
-token only). Both map to a person the same way (engine.accounts: the `email` claim, else
+token only). Both map to a person the same way (engine.people.accounts: the `email` claim, else
 `preferred_username`, against the people feed's email) and take their roles from the token's
 `roles` claim, keeping only the tracker's app roles.
 
@@ -43,7 +43,7 @@ from flask import (
     url_for,
 )
 
-from engine.accounts import NoPerson, PersonLeft, SeveralPeople, person_for_addresses
+from engine.people.accounts import NoPerson, PersonLeft, SeveralPeople, person_for_addresses
 from engine.sqltime import local_date
 from trauma_tracker.settings import WebSettings
 from web import db
@@ -245,7 +245,7 @@ def _addresses(claims: dict[str, Any]) -> list[str]:
 def user_for_claims(claims: dict[str, Any]) -> User:
     """The tracker user a checked token names.
 
-    :raise NoPerson, PersonLeft, SeveralPeople: see engine.accounts.
+    :raise NoPerson, PersonLeft, SeveralPeople: see engine.people.accounts.
     :raise GuestAccount: a guest account (the optional `acct` claim is 1): only the force's
         own accounts are matched by address, as a guest's address is whatever its inviter
         typed.

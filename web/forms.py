@@ -10,7 +10,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from engine.alerts import OUTCOMES
+from engine.alerts.lifecycle import OUTCOMES
 
 NOTE_LIMIT = 500
 

@@ -4,7 +4,7 @@ Who is counted: everyone in post today (their people version in force on today's
 date, not past the leave date on their newest version) who has not opted out; each person
 counts in the unit of the asked level at or above their own unit today, and in the force
 total. Opted-out people are in no figure: not in the people count, and they have no
-exposures or alerts (engine.optout deletes them).
+exposures or alerts (engine.people.opt_out deletes them).
 
 Figures per unit: `people`; `exposures_365d`, the exposures of the last 365 days, and
 `points_365d_mean`, the mean 12-month points per person, both from each person's current

@@ -17,9 +17,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine import audit
-from engine.access_log import REASON_LABELS, REASONS, check_reason, record_view
+from engine.alerts import audit
 from engine.oversight.effectiveness import period_bounds
+from engine.people.access_log import REASON_LABELS, REASONS, check_reason, record_view
 from engine.sqltime import read_datetime
 from models import (
     AccessLogEntry,

@@ -4,7 +4,7 @@ For each rule, over the alerts it opened in a period (London dates, both ends in
 how many opened, how many were acknowledged, the median time to the first response
 (acknowledgement, or resolution for an alert resolved without being acknowledged first),
 the recorded outcomes by code, and the share of recorded outcomes that were
-`false_positive`. Alerts of people who have since opted out are gone (engine.optout), so
+`false_positive`. Alerts of people who have since opted out are gone (engine.people.opt_out), so
 they are not counted; the figures carry no person's identity.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.alerts import OUTCOMES
+from engine.alerts.lifecycle import OUTCOMES
 from engine.sqltime import LONDON, read_datetime
 from models import Alert, table_of
 

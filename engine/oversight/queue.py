@@ -1,6 +1,7 @@
 """The wellbeing team's queue: every unresolved alert, who is working it, and TRiM follow-ups.
 
-Each alert is opened and worked one at a time (acknowledge and resolve are engine.alerts'):
+Each alert is opened and worked one at a time (acknowledge and resolve are
+engine.alerts.lifecycle'):
 there is deliberately no bulk acknowledge, because each person deserves a look. An alert is
 *overdue* when it is still open (not acknowledged) past routing's `escalate.after`, and
 *escalated* once the escalation job has sent it on. Assignment is to a member of the wellbeing
@@ -16,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.alerts import PeopleDirectory, event_row, force_day
+from engine.alerts.lifecycle import PeopleDirectory, event_row, force_day
 from engine.rules.pack import Routing
 from engine.sqltime import LONDON, read_datetime
 from models import (

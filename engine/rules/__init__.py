@@ -1,7 +1,7 @@
 """Intervention rules: files compiled to durable_rules rulesets, validated, tested, explained.
 
 `load_pack` reads and validates a rules folder; `matching.match` runs subjects through the
-engine; `engine.decisions.decide` turns firings into decisions, alerts and outbox rows.
+engine; `engine.alerts.decisions.decide` turns firings into decisions, alerts and outbox rows.
 """
 
 from engine.rules.pack import Rule, RulePack, load_pack

@@ -19,10 +19,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.rules.pack import RulePack, canonical_json, load_pack, pack_from_definitions
 from engine.yamlfile import Problem, RuleFileError
-from models import RulesetVersion
+from models import RulesetVersion, table_of
 
 log = logging.getLogger(__name__)
-versions_t: sa.Table = RulesetVersion.__table__
+versions_t = table_of(RulesetVersion)
 
 
 class NoValidRuleset(Exception):

@@ -2,7 +2,7 @@
 
 Every step (a day or a week) the rules see each person's snapshot as it was then (with
 `--as-of` semantics: by default every step's figures come from one sweep over the stored
-history, `backtest_figures`, equal to `engine.indicators.compute` at that step; a snapshot
+history, `backtest_figures`, equal to `engine.scoring.indicators.compute` at that step; a snapshot
 provider can be given instead) and every exposure of the step, as if scored when it happened.
 An alert "opens" on a firing unless the same person and rule opened one within the rule's
 cooldown: the backtest assumes each alert is dealt with within its cooldown, so the counts are
@@ -36,6 +36,7 @@ from engine.rules.matching import (
 )
 from engine.rules.pack import RulePack
 from engine.sqltime import LONDON
+from models import table_of
 
 STEPS = {"day": timedelta(days=1), "week": timedelta(days=7)}
 
@@ -45,7 +46,7 @@ ExposureProvider = Callable[[sa.Connection, datetime, datetime], Iterable[Mappin
 
 def stored_snapshots(conn: sa.Connection, as_of: datetime) -> list[dict[str, Any]]:
     """Everyone's snapshot at `as_of`, from the indicators (nothing stored is changed)."""
-    from engine.indicators import compute
+    from engine.scoring.indicators import compute
 
     return [{"staff_id": staff, **figures} for staff, figures in compute(conn, as_of).items()]
 
@@ -54,7 +55,7 @@ def stored_exposures(conn: sa.Connection, after: datetime, until: datetime) -> l
     """Scored exposures with after < at <= until."""
     from models import Exposure
 
-    table = Exposure.__table__
+    table = table_of(Exposure)
     query = sa.select(table).where(table.c.at > after, table.c.at <= until)
     return [dict(row._mapping) for row in conn.execute(query)]
 
@@ -78,7 +79,7 @@ def scoring_problem(conn: sa.Connection) -> str | None:
 def score_unevaluated(conn: sa.Connection, criteria, start: date, history_days: int) -> int:
     """Score every stored record into `exposures` inside `conn`'s transaction, for a database
     never evaluated; the caller rolls it back, so nothing is kept. Returns the exposures."""
-    from engine import scoring
+    from engine.scoring import exposures as scoring
 
     horizon = opening(start) - timedelta(days=history_days)
     return scoring.rescore_all(conn, criteria, horizon=horizon, scored_at=datetime.now(UTC))
@@ -303,8 +304,8 @@ def count_firing(report: BacktestReport, last_open: dict, at: datetime, rule, su
 def swept_fields(pack: RulePack) -> list[str] | None:
     """The snapshot figures the pack's rules read (snapshot rules, and exposure rules through
     the person's snapshot), or None when the sweep cannot work them all out."""
-    from engine.indicators import SNAPSHOT_FIELDS
     from engine.rules.backtest_figures import supported
+    from engine.scoring.indicators import SNAPSHOT_FIELDS
 
     wanted = set(tested_fields(pack, "snapshot"))
     wanted |= set(tested_fields(pack, "exposure")) & set(SNAPSHOT_FIELDS)

@@ -1,11 +1,11 @@
 """Every step's snapshot figures for a backtest in one sweep over the history, not one
-`engine.indicators.compute` per step.
+`engine.scoring.indicators.compute` per step.
 
 The history a backtest needs (people's versions, exposures, cancelled rest days, sickness
 spells, open investigations) is read once. The steps are then walked in order, and each
 windowed figure is kept as a running count: at each step the events that entered the window
 since the previous step are added and those that left it are taken away. The rules in
-`engine.indicators`' docstring are followed exactly (windows of N x 24 hours for timestamps,
+`engine.scoring.indicators`' docstring are followed exactly (windows of N x 24 hours for timestamps,
 N calendar days for dates, distinct rest days, each sick day once), and points are added as
 whole thousandths, so the figures equal `compute`'s at every step (the tests compare them,
 person by person, on both databases).
@@ -24,8 +24,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.criteria import POINTS_DECIMALS
-from engine.indicators import PERSON_FIELDS, SHORT_NOTICE_DAYS, SICKNESS_TYPES, WINDOWS
+from engine.scoring.criteria import POINTS_DECIMALS
+from engine.scoring.indicators import PERSON_FIELDS, SHORT_NOTICE_DAYS, SICKNESS_TYPES, WINDOWS
 from engine.sqltime import bind_date, bind_datetime, local_date, read_date, read_datetime
 
 SCALE = 10**POINTS_DECIMALS  # points are added as whole thousandths: exact in any order

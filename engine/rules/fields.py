@@ -18,7 +18,7 @@ _WINDOWED = {
     "trauma_points": ("7d", "30d", "90d", "365d", "5y"),
     "exposures": ("7d", "30d", "90d", "365d", "5y"),
     "tier3_exposures": ("30d", "365d"),
-    # Tier-2-or-higher exposures in 30 days (the cluster rule's figure, engine.indicators);
+    # Tier-2-or-higher exposures in 30 days (the cluster rule's figure, engine.scoring.indicators);
     # an addition to CONTRACT section 2's list.
     "tier2plus_exposures": ("30d",),
     "cancelled_rest_days": ("30d", "90d", "365d"),

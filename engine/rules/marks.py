@@ -21,9 +21,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from models import RuleMark
+from models import RuleMark, table_of
 
-marks_t: sa.Table = RuleMark.__table__
+marks_t = table_of(RuleMark)
 CHUNK = 500
 
 Entry = tuple[tuple | None, str, datetime | None]  # values (None until seen), fingerprint, recheck

@@ -36,9 +36,9 @@ from engine.rules.pack import (
 from engine.rules.testing import TestReport, run_tests
 from engine.sqltime import read_datetime
 from engine.yamlfile import Problem, RuleFileError
-from models import RulesetVersion
+from models import RulesetVersion, table_of
 
-versions_t: sa.Table = RulesetVersion.__table__
+versions_t = table_of(RulesetVersion)
 
 CRITERIA_FILE = "criteria.yaml"
 # What one web request replays. On a force the size of Avon and Somerset a backtest costs
@@ -76,7 +76,7 @@ def file_problems(rules_dir: Path) -> tuple[RulePack | None, list[Problem]]:
     """The files' pack (None when broken) and every problem in the folder, criteria first."""
     problems: list[Problem] = []
     if (rules_dir / CRITERIA_FILE).is_file():
-        from engine.criteria import load_criteria
+        from engine.scoring.criteria import load_criteria
 
         try:
             load_criteria(rules_dir)

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from models import Exposure
+from models import Exposure, table_of
 from models.db import make_engine
 from tests.engine.rulekit import copy_rules
 from tests.feedfiles import write_force
@@ -32,7 +32,7 @@ def run(database_url):
 def exposures(url: str) -> int:
     engine = make_engine(url)
     with engine.connect() as conn:
-        count = conn.execute(sa.select(sa.func.count()).select_from(Exposure.__table__)).scalar()
+        count = conn.execute(sa.select(sa.func.count()).select_from(table_of(Exposure))).scalar()
     engine.dispose()
     return count
 

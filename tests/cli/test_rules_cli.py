@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from engine.decisions import decide
-from models import Alert, Decision
+from engine.alerts.decisions import decide
+from models import Alert, Decision, table_of
 from models.db import make_engine
 from tests.engine.rulekit import AS_OF, THREE_RULES, add_people, copy_rules, default_pack, snapshot
 from tests.feedfiles import write_force
@@ -126,10 +126,10 @@ def test_audit_verify_replay_and_checkpoint(run, with_alerts, tmp_path):
 
     with with_alerts.begin() as conn:
         conn.execute(
-            Decision.__table__.update().where(Decision.__table__.c.seq == 2).values(outcome="x")
+            table_of(Decision).update().where(table_of(Decision).c.seq == 2).values(outcome="x")
         )
         decision_id = conn.execute(
-            sa.select(Decision.__table__.c.decision_id).where(Decision.__table__.c.seq == 2)
+            sa.select(table_of(Decision).c.decision_id).where(table_of(Decision).c.seq == 2)
         ).scalar()
     broken = run("audit", "verify", env=env)
     assert broken.exit_code == 1
@@ -165,7 +165,7 @@ def test_backtest_on_ingested_history_compares_a_changed_folder_and_opens_nothin
     assert candidate["rules"]["peer-high-exposure"]["by_month"] == {"2025-01": 2}
     engine = make_engine(database_url)
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(Alert.__table__)).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(table_of(Alert))).scalar() == 0
     engine.dispose()
     text = run("rules", "backtest", folder, "--from", "2025-01-01", "--to", "2025-01-31").output
     assert "peer-high-exposure: 1 -> 2 (+1)" in text

@@ -117,8 +117,8 @@ def test_reading_a_record_or_the_alerts_imports_neither_polars_nor_the_rules_eng
 def test_the_choices_written_in_the_command_line_are_the_engines():
     """Choices the help shows are written in the cli modules (importing the engine to read
     them would slow every --help): they must stay what the engine accepts."""
-    from engine.alert_view import STATUS_FILTERS
-    from engine.alerts import OUTCOMES
+    from engine.alerts.lifecycle import OUTCOMES
+    from engine.alerts.view import STATUS_FILTERS
     from notifications.outbox import STATUSES
     from trauma_tracker import cli_delivery, cli_rules
 

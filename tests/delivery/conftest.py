@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine.decisions import decide
-from engine.delivery import DispatchReport, dispatch
+from engine.alerts.decisions import decide
+from engine.delivery.dispatch import DispatchReport, dispatch
 from engine.rules.pack import Routing, routing_from
 from engine.yamlfile import LinedDocument
-from models import OutboxMessage
+from models import OutboxMessage, table_of
 from notifications.smtp import SmtpTransport
 from notifications.teams import TeamsTransport
 from tests.delivery.servers import SmtpServer, Webhook
@@ -26,7 +26,7 @@ from tests.engine.rulekit import add_people, database, default_pack
 SENDER = "Trauma Tracker <tracker@force.example>"
 BASE_URL = "https://tracker.force.example"
 WELLBEING = "wellbeing@force.example"
-outbox_t: sa.Table = OutboxMessage.__table__
+outbox_t = table_of(OutboxMessage)
 
 # The shipped routing, as data a test can vary.
 ROUTING: dict[str, Any] = {
@@ -140,7 +140,7 @@ def queue(
     name: str = "Person S1",
     count: int = 1,
 ) -> list[int]:
-    """Outbox rows as engine.alerts writes them (for tests about the outbox itself)."""
+    """Outbox rows as engine.alerts.lifecycle writes them (for tests about the outbox itself)."""
     rows = []
     for n in range(count):
         ident = alert_id if alert_id is not None else 1000 + n

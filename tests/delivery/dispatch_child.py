@@ -15,7 +15,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from engine.delivery import dispatch
+from engine.delivery.dispatch import dispatch
 from models.db import make_engine
 from notifications.base import ChannelNotConfigured
 from notifications.smtp import SmtpTransport

@@ -10,21 +10,28 @@ import re
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from engine.criteria import load_criteria
-from models import Absence, Exposure, Incident, Occurrence, OutboxMessage, PersonVersion, Unit
+from engine.scoring.criteria import load_criteria
+from engine.sqltime import LONDON
+from models import (
+    Absence,
+    Exposure,
+    Incident,
+    Occurrence,
+    OutboxMessage,
+    PersonVersion,
+    Unit,
+    table_of,
+)
 from tests.delivery.conftest import BASE_URL, SENDER, WELLBEING
 from tests.delivery.servers import card_text
 from trauma_tracker.cli import main
 from trauma_tracker.settings import SHIPPED_RULES
 from trauma_tracker.synthetic import generate_force
-
-LONDON = ZoneInfo("Europe/London")
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +77,7 @@ def ingested(database_url, force_files, smtp, webhook) -> Tracker:
 
 
 def table(engine: sa.Engine, model, *columns: str) -> list:
-    t = model.__table__
+    t = table_of(model)
     with engine.connect() as conn:
         return conn.execute(sa.select(*(t.c[c] for c in columns))).all()
 
@@ -199,7 +206,7 @@ def test_no_message_for_the_force_shows_incident_or_health_detail(
                     row = {"alert_id": None, "kind": "conversation_request", "channel": channel}
                     row |= {"recipient": WELLBEING, "payload": json.dumps(body)}
                     row |= {"status": "pending", "due_at": opened, "created_at": opened}
-                    conn.execute(OutboxMessage.__table__.insert().values(**row, attempts=0))
+                    conn.execute(table_of(OutboxMessage).insert().values(**row, attempts=0))
     finally:
         engine.dispose()
     escalate_at = opened + timedelta(hours=73)

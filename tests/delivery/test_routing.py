@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from engine import alerts as alert_ops
-from engine.quiet_hours import quiet_until
+from engine.alerts import lifecycle as alert_ops
+from engine.delivery.quiet_hours import quiet_until
 from engine.rules.pack import load_pack, make_pack, pack_from_definitions
 from engine.yamlfile import RuleFileError
-from models import AlertFollowUp
+from models import AlertFollowUp, table_of
 from tests.delivery.conftest import ROUTING, WELLBEING, open_alerts, outbox_t, queue, routing, utc
 from tests.engine.rulekit import copy_rules, default_pack, exposure, snapshot
 
@@ -110,7 +110,7 @@ def test_escalation_goes_after_the_routing_delay_through_the_same_dispatcher(dis
 
 def follow_ups(engine):
     with engine.connect() as conn:
-        table = AlertFollowUp.__table__
+        table = table_of(AlertFollowUp)
         return {
             (r.alert_id, r.label): r.status
             for r in conn.execute(sa.select(table).order_by(table.c.id))

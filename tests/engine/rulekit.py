@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.rules.pack import RulePack, load_pack
-from models import PersonVersion
+from models import PersonVersion, table_of
 from models.db import make_engine, migrate
 from trauma_tracker.settings import SHIPPED_RULES
 
@@ -74,7 +74,7 @@ def add_people(engine: sa.Engine, *people: dict[str, Any]) -> None:
             }
         )
     with engine.begin() as conn:
-        conn.execute(PersonVersion.__table__.insert(), rows)
+        conn.execute(table_of(PersonVersion).insert(), rows)
 
 
 def default_pack() -> RulePack:

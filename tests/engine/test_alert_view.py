@@ -9,18 +9,18 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from engine import alerts as alert_ops
-from engine.access_log import AccessReasonError, access_log_for, check_reason, record_view
-from engine.alert_view import (
+from engine.alerts import lifecycle as alert_ops
+from engine.alerts.decisions import decide
+from engine.alerts.view import (
     alert_detail,
     alerts_for_recipient,
     has_received_alerts,
     recipients_of,
     words,
 )
-from engine.conversations import ConversationError, request_conversation, requests_of
-from engine.decisions import decide
-from models import OutboxMessage
+from engine.people.access_log import AccessReasonError, access_log_for, check_reason, record_view
+from engine.people.conversations import ConversationError, request_conversation, requests_of
+from models import OutboxMessage, table_of
 from tests.engine.rulekit import AS_OF, add_people, database, default_pack, snapshot
 
 DAY = timedelta(days=1)
@@ -152,7 +152,7 @@ def test_conversation_requests_go_through_the_outbox_without_detail(db):
     assert ids
     with db.connect() as conn:
         rows = conn.execute(
-            sa.select(OutboxMessage.__table__).where(OutboxMessage.__table__.c.id.in_(ids))
+            sa.select(table_of(OutboxMessage)).where(table_of(OutboxMessage).c.id.in_(ids))
         ).all()
     assert {r.recipient for r in rows} == {"S2"} and {r.alert_id for r in rows} == {None}
     assert {r.kind for r in rows} == {"conversation_request"}
@@ -171,8 +171,8 @@ def test_conversation_requests_go_through_the_outbox_without_detail(db):
     wellbeing = request_conversation(db, "S1", "wellbeing", routing, AS_OF + DAY)
     with db.connect() as conn:
         to = conn.execute(
-            sa.select(OutboxMessage.__table__.c.recipient).where(
-                OutboxMessage.__table__.c.id.in_(wellbeing)
+            sa.select(table_of(OutboxMessage).c.recipient).where(
+                table_of(OutboxMessage).c.id.in_(wellbeing)
             )
         ).scalars()
         assert set(to) == {routing.recipients["wellbeing"].email}

@@ -1,5 +1,5 @@
 """The backtest's one-sweep figures, on a generated force: at every daily step they equal
-`engine.indicators.compute` for every person and figure, and the backtest over them opens
+`engine.scoring.indicators.compute` for every person and figure, and the backtest over them opens
 exactly the alerts (per rule, month and unit) that computing each step afresh opens."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from engine.criteria import load_criteria
 from engine.evaluation import run_evaluation
-from engine.indicators import compute
-from engine.ingest import Ingestor
-from engine.optout import opt_out
+from engine.ingest.batches import Ingestor
+from engine.ingest.files import ingest_files
+from engine.people.opt_out import opt_out
 from engine.rules.backtest import backtest, step_times, stored_snapshots, swept_fields
 from engine.rules.backtest_figures import SUPPORTED, DailyFigures
 from engine.rules.pack import load_pack
-from engine.sources import ingest_files
+from engine.scoring.criteria import load_criteria
+from engine.scoring.indicators import compute
 from models.db import make_engine, migrate
 from tests.engine.rulekit import copy_rules
 from trauma_tracker.settings import SHIPPED_RULES

@@ -9,20 +9,20 @@ import textwrap
 
 import pytest
 
-from engine.ingest import Ingestor
-from engine.sources import ingest_files
+from engine.ingest.batches import Ingestor
+from engine.ingest.files import ingest_files
 from models.db import make_engine, migrate
 from tests.feedfiles import SAMPLE_ROWS, database_state, write_csv
 
 KILLER = textwrap.dedent(
     """
     import os, signal, sys
-    import engine.ingest
-    from engine.ingest import Ingestor
-    from engine.sources import ingest_files
+    import engine.ingest.batches
+    from engine.ingest.batches import Ingestor
+    from engine.ingest.files import ingest_files
     from models.db import make_engine
 
-    engine.ingest.CHUNK_ROWS = 500  # several writes inside the file's one transaction
+    engine.ingest.batches.CHUNK_ROWS = 500  # several writes inside the file's one transaction
 
     calls = []
 

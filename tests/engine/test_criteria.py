@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.criteria import Criteria, load_criteria, parse_criteria
+from engine.scoring.criteria import Criteria, load_criteria, parse_criteria
 from engine.yamlfile import RuleFileError
 from tests.forcedata import TEST_CRITERIA, TEST_CRITERIA_TEXT
 from trauma_tracker.settings import SHIPPED_RULES

@@ -9,10 +9,10 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
-from engine.csvlane import Staged
-from engine.ingest import Ingestor
-from engine.sources import ingest_files
-from models import HeldRow
+from engine.ingest.batches import Ingestor
+from engine.ingest.csv_columns import Staged
+from engine.ingest.files import ingest_files
+from models import HeldRow, table_of
 from models.db import make_engine, migrate
 from tests.feedfiles import database_state
 from trauma_tracker.synthetic import generate_force
@@ -52,7 +52,7 @@ def test_every_injected_fault_is_reported_where_it_is(database_url, dirty_force,
     with engine.connect() as conn:
         held = {
             (row.source.rsplit("/", 1)[-1], row.line, row.staff_id)
-            for row in conn.execute(sa.select(HeldRow.__table__))
+            for row in conn.execute(sa.select(table_of(HeldRow)))
         }
     unknown = [f for f in faults if f["kind"] == "unknown_staff"]
     assert {(f["file"], f["line"]) for f in unknown} == {(f, line) for f, line, _ in held}

@@ -17,9 +17,9 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from engine.ingest import Ingestor
-from engine.sources import ingest_files
-from models import IngestRun
+from engine.ingest.batches import Ingestor
+from engine.ingest.files import ingest_files
+from models import IngestRun, table_of
 from models.db import make_engine, migrate
 from tests.feedfiles import SAMPLE_ROWS, write_csv, write_force
 from trauma_tracker.cli import main
@@ -52,7 +52,7 @@ def incidents(engine) -> dict[str, str]:
 
 
 def runs(engine) -> list[tuple]:
-    table = IngestRun.__table__
+    table = table_of(IngestRun)
     with engine.connect() as conn:
         return conn.execute(
             sa.select(table.c.source, table.c.outcome, table.c.message).order_by(table.c.id)

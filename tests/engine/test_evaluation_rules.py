@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from engine.audit import verify
-from engine.optout import opt_out
+from engine.alerts.audit import verify
+from engine.people.opt_out import opt_out
 from tests.forcedata import Force, deployment, incident, person, utc
 from trauma_tracker.settings import SHIPPED_RULES
 

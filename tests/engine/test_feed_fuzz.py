@@ -20,13 +20,13 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from engine import csvlane
-from engine.feeds import FEEDS, Feed, Reject, compile_validator, parse_ndjson_line
-from engine.field_kinds import Code, Enum
-from engine.ingest import Ingestor
-from engine.sources import ingest_files
+from engine.ingest import csv_columns as csvlane
+from engine.ingest.batches import Ingestor
+from engine.ingest.feeds import FEEDS, Feed, Reject, compile_validator, parse_ndjson_line
+from engine.ingest.field_kinds import Code, Enum
+from engine.ingest.files import ingest_files
 from integrations.base import UnreadableRow, rows_from_records
-from models import FEED_TABLES, HeldRow, QuarantinedRow
+from models import FEED_TABLES, HeldRow, QuarantinedRow, table_of
 from models.db import make_engine, migrate
 from tests.feedfiles import SAMPLE_ROWS, write_csv
 
@@ -133,7 +133,7 @@ def csv_bytes(spec: Feed, rows: list[dict[str, str]]) -> bytes:
 
 def python_lane(spec: Feed, data: bytes, known: set[str] | None):
     """What the Python lane makes of a CSV file: rejects, rows to store, held keys, and
-    duplicates, as engine.rowprep does it (the latest row for a key wins)."""
+    duplicates, as engine.ingest.rows does it (the latest row for a key wins)."""
     reader = csv.reader(io.StringIO(data.decode(), newline=""))
     header = [h.strip() for h in next(reader)]
     validate = compile_validator(spec, header)
@@ -307,12 +307,12 @@ def test_every_row_is_stored_as_read_or_rejected_with_its_line(
 
     assert report.outcome == "ok", report.message
     assert as_reported(report.rejects) == as_reported(rejects)
-    table = FEED_TABLES[feed].__table__
+    table = table_of(FEED_TABLES[feed])
     columns = [table.c[c] for c in spec.columns]
     with engine.connect() as conn:
         in_database = [tuple(r) for r in conn.execute(sa.select(*columns))]
-        quarantined = conn.execute(sa.select(QuarantinedRow.__table__.c.line)).scalars().all()
-        held_keys = conn.execute(sa.select(HeldRow.__table__.c.row_key)).scalars().all()
+        quarantined = conn.execute(sa.select(table_of(QuarantinedRow).c.line)).scalars().all()
+        held_keys = conn.execute(sa.select(table_of(HeldRow).c.row_key)).scalars().all()
     assert sorted(map(_stored, in_database)) == sorted(_expected(spec, r) for r in stored)
     assert sorted(quarantined) == sorted(r.line for r in rejects)
     assert sorted(tuple(json.loads(k)) for k in held_keys) == sorted(held)

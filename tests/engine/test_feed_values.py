@@ -13,8 +13,9 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from engine import field_kinds
-from engine.feeds import (
+from engine.ingest import field_kinds
+from engine.ingest.batches import Ingestor
+from engine.ingest.feeds import (
     EARLIEST,
     FEEDS,
     LATEST,
@@ -23,9 +24,8 @@ from engine.feeds import (
     compile_validator,
     parse_ndjson_line,
 )
-from engine.ingest import Ingestor
-from engine.sources import ingest_files
-from models import FEED_TABLES
+from engine.ingest.files import ingest_files
+from models import FEED_TABLES, table_of
 from models.db import make_engine, migrate
 from tests.feedfiles import SAMPLE_ROWS, write_csv, write_force
 from trauma_tracker.cli import main
@@ -86,7 +86,7 @@ def _json_line(row) -> str:
 
 
 def rows_of(engine, feed, key):
-    table = FEED_TABLES[feed].__table__
+    table = table_of(FEED_TABLES[feed])
     with engine.connect() as conn:
         return {r._mapping[key]: dict(r._mapping) for r in conn.execute(sa.select(table))}
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from bench.feedsplit import changes_between, known_at
-from engine import indicators
-from engine.criteria import load_criteria
-from engine.feeds import FEEDS
-from engine.indicators import WINDOWS
-from engine.ingest import Ingestor
-from engine.optout import opt_out
-from engine.snapshots import snapshot_state
-from engine.sources import ingest_files
+from engine.ingest.batches import Ingestor
+from engine.ingest.feeds import FEEDS
+from engine.ingest.files import ingest_files
+from engine.people.opt_out import opt_out
+from engine.scoring import indicators
+from engine.scoring.criteria import load_criteria
+from engine.scoring.indicators import WINDOWS
+from engine.scoring.snapshots import snapshot_state
 from tests.forcedata import Force, utc
 from trauma_tracker.settings import SHIPPED_RULES
 from trauma_tracker.synthetic import generate_force

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from engine.csvlane import stage_csv
-from engine.feeds import FEEDS
-from engine.ingest import Ingestor
-from engine.sources import ingest_files
+from engine.ingest.batches import Ingestor
+from engine.ingest.csv_columns import stage_csv
+from engine.ingest.feeds import FEEDS
+from engine.ingest.files import ingest_files
 from integrations.base import Batch, FeedFormatError, rows_from_records
 from integrations.files import read_file
-from models import FEED_TABLES, IngestRun, QuarantinedRow
+from models import FEED_TABLES, IngestRun, QuarantinedRow, table_of
 from models.db import make_engine, migrate
 from tests.feedfiles import SAMPLE_ROWS, database_state, write_csv, write_force, write_ndjson
 
@@ -49,7 +49,7 @@ def ingest(engine, *paths, fast_csv=True, **options):
 
 
 def rows_of(engine, feed):
-    table = FEED_TABLES[feed].__table__
+    table = table_of(FEED_TABLES[feed])
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(sa.select(table))]
 
@@ -111,7 +111,7 @@ def test_a_bad_row_is_quarantined_with_its_line_and_the_rest_goes_in(
     assert report.rejected == 1
     assert report.accepted + report.unchanged == 2
     with engine.connect() as conn:
-        stored = conn.execute(sa.select(QuarantinedRow.__table__)).one()
+        stored = conn.execute(sa.select(table_of(QuarantinedRow))).one()
     assert (stored.source, stored.line, stored.field) == (str(path), 3, field)
     assert json.loads(stored.raw)[field] == bad[field]
 
@@ -166,7 +166,7 @@ def test_a_file_that_is_not_the_feed_fails_whole(engine, tmp_path, name, content
     assert report.outcome == "failed"
     assert message in report.message
     with engine.connect() as conn:
-        run = conn.execute(sa.select(IngestRun.__table__)).one()
+        run = conn.execute(sa.select(table_of(IngestRun))).one()
     assert (run.source, run.outcome) == (str(path), "failed")
     assert message in run.message
     assert all(not rows for rows in database_state(engine).values())
@@ -348,7 +348,7 @@ def test_a_header_named_like_the_lanes_own_columns_changes_nothing(engine, tmp_p
 
     assert [(r.line, r.field) for r in report.rejects] == [(3, "created_at")]
     with engine.connect() as conn:
-        raw = json.loads(conn.execute(sa.select(QuarantinedRow.__table__.c.raw)).scalar_one())
+        raw = json.loads(conn.execute(sa.select(table_of(QuarantinedRow).c.raw)).scalar_one())
     assert {k: raw[k] for k in extra} == extra
 
 
@@ -453,7 +453,7 @@ def test_a_watermark_is_saved_with_its_batch(engine):
         watermark="2025-01-02T00:00:00Z",
     )
     Ingestor(engine).ingest(batch)
-    from engine.ingest import watermark_for
+    from engine.ingest.batches import watermark_for
 
     assert watermark_for(engine, "hr") == "2025-01-02T00:00:00Z"
     assert watermark_for(engine, "other") is None
@@ -484,7 +484,7 @@ def test_chunks_sharing_a_key_prefix_and_stored_keys_are_merged_right(
 ):
     """Deployments of one incident spread over several chunks are all new; a second file
     with one changed and one new row among stored ones updates exactly those."""
-    monkeypatch.setattr("engine.ingest.CHUNK_ROWS", 2)
+    monkeypatch.setattr("engine.ingest.batches.CHUNK_ROWS", 2)
     ingest(engine, write_csv(tmp_path / "people.csv", SAMPLE_ROWS["people"]), **lane)
     template = SAMPLE_ROWS["cc_deployments"][0]
     roles = ["first_on_scene", "attending", "supervisor", "other", "dispatcher"]
@@ -512,7 +512,7 @@ def test_a_stored_key_after_new_chunks_is_merged_and_the_new_chunks_kept(
 ):
     """PostgreSQL COPYs chunks of new keys straight in; a later chunk that meets a stored
     key is undone alone and merged, with the chunks before it kept and counted once."""
-    monkeypatch.setattr("engine.ingest.CHUNK_ROWS", 2)
+    monkeypatch.setattr("engine.ingest.batches.CHUNK_ROWS", 2)
     ingest(engine, write_csv(tmp_path / "people.csv", SAMPLE_ROWS["people"]), **lane)
     template = SAMPLE_ROWS["cc_deployments"][0]
     stored = {**template, "incident_urn": "INC-9"}
@@ -639,8 +639,8 @@ def test_an_error_in_one_feed_stops_the_others_and_reports_what_was_stored(
     with engine.connect() as conn:
         stored_runs = conn.execute(
             sa.select(sa.func.count())
-            .select_from(IngestRun.__table__)
-            .where(IngestRun.__table__.c.outcome == "ok")
+            .select_from(table_of(IngestRun))
+            .where(table_of(IngestRun).c.outcome == "ok")
         ).scalar_one()
     assert stored_runs == len(processed)
     assert (drop / "rms_occurrences_zz_unreadable.csv").exists()
@@ -660,15 +660,15 @@ def test_what_a_worker_could_not_do_the_writer_does(tmp_path, monkeypatch, caplo
     migrate(engine)
     not_a_folder = tmp_path / "not-a-folder"
     not_a_folder.write_text("")
-    monkeypatch.setattr("engine.prepare_ahead._scratch_folder", lambda engine: not_a_folder)
+    monkeypatch.setattr("engine.ingest.prepare_ahead._scratch_folder", lambda engine: not_a_folder)
     files = write_force(tmp_path / "feeds")
 
-    with caplog.at_level("WARNING", logger="engine.prepare_ahead"):
+    with caplog.at_level("WARNING", logger="engine.ingest.prepare_ahead"):
         reports = ingest(engine, *files, jobs=2, prepare_ahead=True)
 
     assert [(r.outcome, r.accepted) for r in reports] == [("ok", 2)] * len(FEEDS)
     assert len(rows_of(engine, "cc_deployments")) == 2
-    failures = [r.getMessage() for r in caplog.records if r.name == "engine.prepare_ahead"]
+    failures = [r.getMessage() for r in caplog.records if r.name == "engine.ingest.prepare_ahead"]
     # Every file after units and people went to a worker, and each worker failed.
     assert len(failures) == len(FEEDS) - 2, failures
     assert all("OperationalError" in message for message in failures), failures

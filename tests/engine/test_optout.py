@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from engine.optout import UnknownPerson, opt_in, opt_out
-from engine.personal import person_exposure
+from engine.people.opt_out import UnknownPerson, opt_in, opt_out
+from engine.people.own_record import person_exposure
 from tests.forcedata import Force, deployment, incident, person, utc
 
 AS_OF = "2025-07-01T00:00:00Z"

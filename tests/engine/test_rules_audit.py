@@ -8,13 +8,13 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from engine import alerts as alert_ops
-from engine import audit
-from engine.decisions import decide
-from models import AuditCheckpoint, AuditHead, Decision
+from engine.alerts import audit
+from engine.alerts import lifecycle as alert_ops
+from engine.alerts.decisions import decide
+from models import AuditCheckpoint, AuditHead, Decision, table_of
 from tests.engine.rulekit import AS_OF, database, default_pack, snapshot
 
-decisions = Decision.__table__
+decisions = table_of(Decision)
 KEY = b"a key only the auditors hold"
 
 
@@ -118,11 +118,11 @@ def test_a_rehashed_rewrite_is_caught_by_a_signed_checkpoint(db):
             entry["prev_hash"] = previous
             entry["entry_hash"] = previous = audit.entry_hash(entry)
             conn.execute(decisions.update().where(at_seq(entry["seq"])).values(entry))
-        conn.execute(AuditHead.__table__.update().values(entry_hash=previous))
+        conn.execute(table_of(AuditHead).update().values(entry_hash=previous))
     result = checked(db, KEY)
     assert result.bad_seq == 5 and "the chain was rewritten" in result.problem
     # ...and deleting the stored checkpoints does not help: the exported copy still holds.
-    change(db, AuditCheckpoint.__table__.delete())
+    change(db, table_of(AuditCheckpoint).delete())
     assert checked(db, KEY).ok
     with db.connect() as conn:
         problem = audit.check_export(conn, exported, KEY)
@@ -138,7 +138,7 @@ def test_checkpoint_signatures_need_the_right_key(db):
         forged = json.loads(json.dumps(exported))
         forged["checkpoint"]["seq"] = 4
         assert "signature does not match" in audit.check_export(conn, forged, KEY)
-    change(db, AuditCheckpoint.__table__.update().values(signature="00" * 32))
+    change(db, table_of(AuditCheckpoint).update().values(signature="00" * 32))
     assert "checkpoint was altered" in checked(db, KEY).problem
 
 

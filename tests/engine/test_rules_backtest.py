@@ -15,7 +15,7 @@ from engine.rules.backtest import (
     working_days,
 )
 from engine.rules.pack import load_pack
-from models import Alert, AlertEvent, Decision, OutboxMessage, RuleMark
+from models import Alert, AlertEvent, Decision, OutboxMessage, RuleMark, table_of
 from tests.engine.rulekit import copy_rules, database, exposure, snapshot
 
 START, END = date(2025, 1, 6), date(2025, 3, 31)  # 13 Mondays
@@ -81,7 +81,7 @@ def test_counts_per_rule_month_and_unit_respect_cooldowns_and_write_nothing(data
     with engine.connect() as conn:
         for model in (Alert, AlertEvent, Decision, OutboxMessage, RuleMark):
             assert (
-                conn.execute(sa.select(sa.func.count()).select_from(model.__table__)).scalar() == 0
+                conn.execute(sa.select(sa.func.count()).select_from(table_of(model))).scalar() == 0
             )
     engine.dispose()
 

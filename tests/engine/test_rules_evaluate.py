@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from engine import alerts as alert_ops
-from engine.audit import verify
-from engine.decisions import decide, recent_exposures
+from engine.alerts import lifecycle as alert_ops
+from engine.alerts.audit import verify
+from engine.alerts.decisions import decide, recent_exposures
 from engine.rules.active import RulesetKeeper, load_active
 from engine.rules.marks import Marks
 from engine.rules.pack import load_pack
@@ -293,7 +293,7 @@ def test_escalation_and_follow_ups_are_steps_the_scheduler_calls(db):
         assert alert_ops.send_follow_ups(conn, routing, AS_OF + 40 * DAY) == []
     statuses = sorted((f.label, f.status) for f in rows(db, AlertFollowUp))
     # The 72h reminder was queued, never sent: resolving the alert as not needed stops it too
-    # (a follow-up is sent only when its message goes out, engine.delivery).
+    # (a follow-up is sent only when its message goes out, engine.delivery.dispatch).
     assert statuses == [("28d", "cancelled"), ("72h", "cancelled")]
     reminders = rows(db, OutboxMessage, table_of(OutboxMessage).c.kind == "follow_up")
     assert {m.status for m in reminders} == {"cancelled"}

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from engine.rules.active import remember
 from engine.rules.pack import load_pack
-from models import RulesetVersion
+from models import RulesetVersion, table_of
 from models.db import make_engine, migrate
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
@@ -43,7 +43,7 @@ def test_two_evaluations_storing_the_same_new_pack_both_succeed(database_url):
         assert not thread.is_alive()
         assert errors == []
         with engine.connect() as conn:
-            rows = conn.execute(sa.select(RulesetVersion.__table__)).all()
+            rows = conn.execute(sa.select(table_of(RulesetVersion))).all()
         assert len(rows) == 1
         assert rows[0].ruleset_hash == pack.ruleset_hash
     finally:

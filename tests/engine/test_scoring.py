@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.criteria import parse_criteria
+from engine.scoring.criteria import parse_criteria
 from tests.forcedata import (
     TEST_CRITERIA_TEXT,
     Force,

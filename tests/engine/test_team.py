@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from engine import team
-from models import Alert, Exposure, OptOut
+from engine.people import team
+from models import Alert, Exposure, OptOut, table_of
 from tests.engine import rulekit
 from tests.engine.rulekit import database
 
@@ -26,7 +26,7 @@ def add_exposures(engine, *rows):
     base = {"feed": "cc_incidents", "role": "attending", "criteria_version": "v1"}
     with engine.begin() as conn:
         conn.execute(
-            Exposure.__table__.insert(),
+            table_of(Exposure).insert(),
             [
                 {
                     **base,
@@ -64,7 +64,7 @@ def force(database_url):
         {"staff_id": "X2", "supervisor_id": "X1"},
     )
     with engine.begin() as conn:
-        conn.execute(OptOut.__table__.insert().values(staff_id="PC3", since=AS_OF, actor="PC3"))
+        conn.execute(table_of(OptOut).insert().values(staff_id="PC3", since=AS_OF, actor="PC3"))
     yield engine
     engine.dispose()
 
@@ -121,7 +121,7 @@ def test_team_view_windows_serious_exposures_open_alerts_and_opted_out_count(for
     }  # fmt: skip
     with force.begin() as conn:
         conn.execute(
-            Alert.__table__.insert(),
+            table_of(Alert).insert(),
             [
                 {**alert, "staff_id": "PC1", "status": "open", "open_key": "r:PC1"},
                 {

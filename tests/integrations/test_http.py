@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 import certifi
 import pytest
 
-from engine.feeds import FEEDS
+from engine.ingest.feeds import FEEDS
 from integrations.base import SourceError
 from integrations.http import HttpSource
 

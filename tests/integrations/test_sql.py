@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from engine.feeds import FEEDS, Reject, compile_validator, to_datetime
+from engine.ingest.feeds import FEEDS, Reject, compile_validator, to_datetime
 from integrations.base import SourceError, UnreadableRow
 from integrations.sql import SqlSource, plain_value
 

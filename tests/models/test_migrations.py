@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import dialect as PostgresDialect
 from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers every table)
-from engine.indicators import SNAPSHOT_FIELDS
+from engine.scoring.indicators import SNAPSHOT_FIELDS
 from models import Snapshot, table_of
 from models.db import _alembic_config, make_engine, migrate
 from models.feeds import built_on

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from engine.optout import opt_out
-from models import Alert
+from engine.people.opt_out import opt_out
+from models import Alert, table_of
 from tests.forcedata import Force, deployment, incident, person
 
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
@@ -93,7 +93,7 @@ def build_force(url: str) -> Force:
     opt_out(force.engine, "P7", actor="admin", clock=lambda: NOW)
     with force.engine.begin() as conn:
         conn.execute(
-            Alert.__table__.insert(),
+            table_of(Alert).insert(),
             [
                 alert_row(1, "R2", "open", datetime(2025, 6, 10, 9, 0, tzinfo=UTC)),
                 alert_row(2, "R3", "resolved", datetime(2025, 5, 2, 9, 0, tzinfo=UTC)),

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.ingest import Ingestor
+from engine.ingest.batches import Ingestor
+from engine.ingest.files import ingest_files
 from engine.oversight.admin import (
     AdminError,
     delivery,
@@ -17,9 +18,8 @@ from engine.oversight.admin import (
     quarantined_rows,
     retry_message,
 )
-from engine.service_runs import record_failure, record_success
-from engine.sources import ingest_files
-from models import OutboxMessage, SourceWatermark
+from engine.oversight.service_runs import record_failure, record_success
+from models import OutboxMessage, SourceWatermark, table_of
 from notifications.outbox import OutboxError
 from tests.engine.rulekit import database
 from tests.feedfiles import write_csv
@@ -106,7 +106,7 @@ def test_held_rows_wait_for_their_person(engine):
 def test_pulled_sources_with_watermarks_and_last_success(engine):
     with engine.begin() as conn:
         conn.execute(
-            SourceWatermark.__table__.insert(),
+            table_of(SourceWatermark).insert(),
             [{"source_key": "rms-api", "watermark": "2025-06-15T11:00:00Z", "updated_at": NOW}],
         )
     record_success(engine, "source:rms-api", "source", NOW - timedelta(hours=1), "host:1")
@@ -123,7 +123,7 @@ def test_pulled_sources_with_watermarks_and_last_success(engine):
 def test_the_outbox_by_channel_and_a_failed_message_retried(engine):
     with engine.begin() as conn:
         conn.execute(
-            OutboxMessage.__table__.insert(),
+            table_of(OutboxMessage).insert(),
             [
                 {"kind": "alert", "channel": "email", "recipient": "S1", "payload": "{}",
                  "status": "failed", "due_at": NOW, "created_at": NOW, "attempts": 8,

@@ -97,9 +97,9 @@ def test_an_unknown_level_is_refused_naming_the_field(force):
 
 
 def test_figures_are_reused_until_something_they_read_changes(force):
-    from engine.alerts import resolve
-    from engine.optout import opt_out
+    from engine.alerts.lifecycle import resolve
     from engine.oversight.aggregates import current_overview
+    from engine.people.opt_out import opt_out
     from tests.forcedata import person
 
     first = current_overview(force.engine, NOW)

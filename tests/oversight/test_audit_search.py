@@ -8,9 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from engine import audit
-from engine.access_log import AccessReasonError, access_log_for, record_view
-from engine.decisions import decide
+from engine.alerts import audit
+from engine.alerts.decisions import decide
 from engine.oversight.audit_search import (
     AccessSearch,
     DecisionSearch,
@@ -22,8 +21,9 @@ from engine.oversight.audit_search import (
     search_access_log,
     search_decisions,
 )
+from engine.people.access_log import AccessReasonError, access_log_for, record_view
 from engine.rules.active import remember
-from models import Decision
+from models import Decision, table_of
 from tests.engine.rulekit import AS_OF, add_people, database, default_pack, snapshot
 
 KEY = b"the auditors' key"
@@ -143,7 +143,7 @@ def test_an_erased_decision_has_nothing_to_show_and_logs_nothing(db):
 def test_the_chain_status_names_the_first_bad_entry(db):
     status = chain_status(db, KEY)
     assert status["ok"] and status["entries"] == 5 and status["first_bad_seq"] is None
-    table = Decision.__table__
+    table = table_of(Decision)
     with db.begin() as conn:
         conn.execute(table.update().where(table.c.seq == 3).values(rule_id="edited"))
         bad = conn.execute(sa.select(table.c.decision_id).where(table.c.seq == 3)).scalar()
@@ -163,7 +163,7 @@ def test_checkpoints_newest_first_and_whether_the_log_still_has_their_entry(db):
     listed = checkpoints(db)
     assert [c["seq"] for c in listed] == [6, 5]
     assert all(c["entry_matches"] and c["key_id"] == audit.key_id(KEY) for c in listed)
-    table = Decision.__table__
+    table = table_of(Decision)
     with db.begin() as conn:
         conn.execute(table.update().where(table.c.seq == 5).values(entry_hash="0" * 64))
     assert [c["entry_matches"] for c in checkpoints(db)] == [True, False]

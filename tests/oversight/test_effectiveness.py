@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from engine.oversight.effectiveness import PeriodError, effectiveness
-from models import Alert
+from models import Alert, table_of
 from tests.engine.rulekit import database
 from tests.oversight.forcekit import alert_row
 
@@ -42,7 +42,7 @@ def engine(database_url):
         row["open_key"] = None if row["status"] == "resolved" else f"k{index}"
         row.setdefault("acknowledged_at", None)
     with engine.begin() as conn:
-        conn.execute(Alert.__table__.insert(), rows)
+        conn.execute(table_of(Alert).insert(), rows)
     yield engine
     engine.dispose()
 

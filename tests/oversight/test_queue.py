@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from engine.alerts import acknowledge
-from engine.optout import opt_out
+from engine.alerts.lifecycle import acknowledge
 from engine.oversight.queue import (
     UNASSIGNED,
     QueueError,
@@ -19,7 +18,8 @@ from engine.oversight.queue import (
     note_member,
     queue,
 )
-from models import Alert, AlertAssignment, AlertEvent, AlertFollowUp
+from engine.people.opt_out import opt_out
+from models import Alert, AlertAssignment, AlertEvent, AlertFollowUp, table_of
 from tests.engine.rulekit import default_pack
 from tests.oversight.forcekit import NOW, alert_row, build_force
 
@@ -35,7 +35,7 @@ def force(database_url):
     force = build_force(database_url)
     with force.engine.begin() as conn:
         conn.execute(
-            Alert.__table__.insert(),
+            table_of(Alert).insert(),
             [
                 alert_row(4, "S2", "open", at("2025-06-14T09:00"), severity="medium", rule="m"),
                 alert_row(
@@ -51,7 +51,7 @@ def force(database_url):
             (5, "72h", "2025-06-10T09:00", "cancelled"),
         ]
         conn.execute(
-            AlertFollowUp.__table__.insert(),
+            table_of(AlertFollowUp).insert(),
             [
                 {"alert_id": a, "label": label, "due_at": at(due), "status": status}
                 for a, label, due, status in follow_ups
@@ -110,9 +110,9 @@ def test_an_alert_is_assigned_to_a_team_member_and_the_event_recorded(force):
     assert ids(queue(force.engine, ROUTING, NOW, QueueFilter(assignee=UNASSIGNED))) == [1, 5, 3]
     with force.engine.connect() as conn:
         events = conn.execute(
-            sa.select(AlertEvent.__table__.c.action, AlertEvent.__table__.c.detail)
-            .where(AlertEvent.__table__.c.alert_id == 4)
-            .order_by(AlertEvent.__table__.c.id)
+            sa.select(table_of(AlertEvent).c.action, table_of(AlertEvent).c.detail)
+            .where(table_of(AlertEvent).c.alert_id == 4)
+            .order_by(table_of(AlertEvent).c.id)
         ).all()
     assert [e.action for e in events] == ["assigned", "assigned"]
     assert '"to": "W2"' in events[-1].detail
@@ -133,7 +133,7 @@ def test_an_opt_out_takes_the_assignment_with_the_alert(force):
         assign(conn, 4, "W1", actor="W1", at=NOW)
     opt_out(force.engine, "S2", actor="admin", clock=lambda: NOW)
     with force.engine.connect() as conn:
-        left = conn.execute(sa.select(AlertAssignment.__table__)).all()
+        left = conn.execute(sa.select(table_of(AlertAssignment))).all()
     assert left == []
     assert 4 not in ids(queue(force.engine, ROUTING, NOW))
 

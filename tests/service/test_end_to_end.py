@@ -15,7 +15,7 @@ import requests
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from models import Alert, Exposure, OutboxMessage
+from models import Alert, Exposure, OutboxMessage, table_of
 from models.db import make_engine, migrate
 from tests.service.drops import (
     OFFICER,
@@ -106,7 +106,7 @@ class Service:
 
 
 def _alert_ids(engine, staff_id):
-    alerts = Alert.__table__
+    alerts = table_of(Alert)
     with engine.connect() as conn:
         return (
             conn.execute(
@@ -135,7 +135,7 @@ def _storing_incidents(engine) -> bool:
 
 
 def _outbox(engine):
-    outbox = OutboxMessage.__table__
+    outbox = table_of(OutboxMessage)
     with engine.connect() as conn:
         return conn.execute(sa.select(outbox)).all()
 
@@ -200,7 +200,7 @@ def test_dropped_files_reach_the_supervisor_and_a_kill_loses_and_repeats_nothing
         service.cleanup()
 
     # Nothing lost: both exposures, one TRiM alert each, every file processed.
-    exposures = Exposure.__table__
+    exposures = table_of(Exposure)
     with engine.connect() as conn:
         refs = conn.execute(sa.select(exposures.c.ref, exposures.c.staff_id)).all()
     assert sorted(refs) == [("INC-1", OFFICER), ("INC-2", OTHER_OFFICER)]

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from engine import service_runs
-from models import Alert, OutboxMessage
+from engine.oversight import service_runs
+from models import Alert, OutboxMessage, table_of
 from tests.service.drops import (
     OFFICER,
     PRIVATE_WORDS,
@@ -41,11 +41,11 @@ def test_intake_moves_files_evaluates_and_queues_the_supervisors_notifications(
 
     assert sorted(p.name for p in drop_dir.iterdir()) == ["processed"]
     assert len(list((drop_dir / "processed").iterdir())) == 4
-    alerts = Alert.__table__
+    alerts = table_of(Alert)
     with engine.connect() as conn:
         opened = conn.execute(sa.select(alerts.c.staff_id, alerts.c.rule_id)).all()
     assert (OFFICER, "trim-check") in opened
-    outbox = OutboxMessage.__table__
+    outbox = table_of(OutboxMessage)
     assert _count(engine, outbox, outbox.c.recipient == SUPERVISOR) >= 1
     with engine.connect() as conn:
         recorded = {row["name"]: row for row in service_runs.runs(conn)}
@@ -60,13 +60,13 @@ def test_a_second_intake_of_the_same_files_changes_nothing(settings, service_db,
     write_exposure(drop_dir, "INC-9")
     jobs = Jobs(settings, engine)
     jobs.intake()
-    alerts = _count(engine, Alert.__table__)
+    alerts = _count(engine, table_of(Alert))
     for path in (drop_dir / "processed").iterdir():  # the force's system sends them again
         path.rename(drop_dir / path.name)
 
     jobs.intake()
 
-    assert _count(engine, Alert.__table__) == alerts
+    assert _count(engine, table_of(Alert)) == alerts
     assert not jobs.changed.is_set()
     assert sorted(p.name for p in drop_dir.iterdir()) == ["processed"]
     assert len(list((drop_dir / "processed").iterdir())) == 4

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine import service_runs
-from models import OutboxMessage
+from engine.oversight import service_runs
+from models import OutboxMessage, table_of
 from tests.service.drops import write_exposure, write_team
 from trauma_tracker import metrics
 from trauma_tracker.jobs import Jobs
@@ -55,7 +55,7 @@ def test_metrics_count_intake_and_read_the_database(settings, service_db, drop_d
     jobs_seen = {s.labels["job"] for s in scraped["tt_job_last_success_timestamp_seconds"]}
     assert {"intake", "evaluate"} <= jobs_seen
     # The supervisor's notifications are waiting: their age is counted from when due.
-    outbox = OutboxMessage.__table__
+    outbox = table_of(OutboxMessage)
     with engine.begin() as conn:
         conn.execute(outbox.update().values(due_at=datetime.now(UTC) - timedelta(minutes=10)))
     [oldest] = _scrape(settings)["tt_outbox_oldest_pending_age_seconds"]

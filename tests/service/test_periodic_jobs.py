@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client import REGISTRY
 
-from engine import service_runs
-from models import Alert, AuditCheckpoint, OutboxMessage
+from engine.oversight import service_runs
+from models import Alert, AuditCheckpoint, OutboxMessage, table_of
 from tests.service.drops import OFFICER, write_exposure, write_team
 from trauma_tracker.jobs import Jobs
 from trauma_tracker.scheduler import build_scheduler
@@ -84,7 +84,7 @@ def test_dispatch_sends_what_is_due_and_counts_it_by_channel(settings, service_d
 
     assert any("sam@force.example" in m.to for m in mail.mails)
     assert teams.posts
-    outbox = OutboxMessage.__table__
+    outbox = table_of(OutboxMessage)
     with engine.connect() as conn:
         sent_email = conn.execute(
             sa.select(sa.func.count())
@@ -104,8 +104,8 @@ def test_escalations_and_follow_ups_are_queued_when_due(settings, service_db, dr
 
     assert Jobs(settings, engine, clock=lambda: later).escalations() is True
 
-    alerts = Alert.__table__
-    outbox = OutboxMessage.__table__
+    alerts = table_of(Alert)
+    outbox = table_of(OutboxMessage)
     with engine.connect() as conn:
         escalated = conn.execute(
             sa.select(alerts.c.id).where(

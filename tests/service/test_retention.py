@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from engine import alerts as alert_ops
-from engine import audit
-from engine.retention import purge
+from engine.alerts import audit
+from engine.alerts import lifecycle as alert_ops
+from engine.people.retention import purge
 from models import (
     AccessLogEntry,
     Alert,
@@ -19,6 +19,7 @@ from models import (
     Exposure,
     OutboxMessage,
     Snapshot,
+    table_of,
 )
 from tests.forcedata import Force, deployment, incident, person, utc
 from trauma_tracker.settings import Settings, SettingsError
@@ -28,7 +29,7 @@ KEY = b"retention test key"
 
 
 def _rows(engine, model, *where):
-    table = model.__table__
+    table = table_of(model)
     with engine.connect() as conn:
         return conn.execute(sa.select(table).where(*where)).all()
 
@@ -56,7 +57,9 @@ def force(database_url, rules_dir):
     with force.engine.begin() as conn:
         # A scored exposure from before the history, as an older version would have left it.
         conn.execute(
-            Exposure.__table__.insert().values(
+            table_of(Exposure)
+            .insert()
+            .values(
                 staff_id="S2",
                 incident_key="cc:INC-ANCIENT",
                 feed="cc_incidents",
@@ -72,9 +75,9 @@ def force(database_url, rules_dir):
         )
         for at in (utc("2023-01-10"), NOW - timedelta(days=2)):
             conn.execute(
-                AccessLogEntry.__table__.insert().values(
-                    at=at, viewer_id="S2", staff_id="S1", reason="alert_review", what="alert"
-                )
+                table_of(AccessLogEntry)
+                .insert()
+                .values(at=at, viewer_id="S2", staff_id="S1", reason="alert_review", what="alert")
             )
         audit.write_checkpoint(conn, KEY, NOW)
     force.old_alert_ids = old_alerts
@@ -121,8 +124,9 @@ def test_an_unresolved_alert_is_kept_however_old(force):
     engine = force.engine
     with engine.begin() as conn:
         conn.execute(
-            Alert.__table__.update()
-            .where(Alert.__table__.c.id.in_(force.old_alert_ids))
+            table_of(Alert)
+            .update()
+            .where(table_of(Alert).c.id.in_(force.old_alert_ids))
             .values(status="acknowledged", resolved_at=None)
         )
 

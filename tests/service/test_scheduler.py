@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from engine import service_runs
+from engine.oversight import service_runs
 from models import Alert
 from tests.service.drops import write_exposure, write_team
 from trauma_tracker.election import AlreadyRunning, SqliteLock

@@ -7,7 +7,7 @@ import signal
 import pytest
 import sqlalchemy as sa
 
-from models import Incident, OutboxMessage
+from models import Incident, OutboxMessage, table_of
 from models.db import make_engine, migrate
 from tests.service.drops import OTHER_OFFICER, write_exposure, write_team
 from tests.service.processes import log_lines, start, wait_for_log
@@ -49,8 +49,8 @@ def test_sigterm_lets_the_ingest_in_progress_finish_and_leaves_nothing_claimed(
         messages.index("scheduler stopped")
     )
     assert (drop_dir / "processed" / "cc_incidents_INC-7.csv").exists()
-    incidents = Incident.__table__
-    outbox = OutboxMessage.__table__
+    incidents = table_of(Incident)
+    outbox = table_of(OutboxMessage)
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(incidents)).scalar() == 100_001
         claimed = conn.execute(
@@ -100,7 +100,7 @@ def test_sigterm_lets_a_send_in_progress_finish_and_leaves_nothing_claimed(
         mail.stop()
 
     assert mail.mails  # the message in progress was sent, not cut off
-    outbox = OutboxMessage.__table__
+    outbox = table_of(OutboxMessage)
     with engine.connect() as conn:
         rows = conn.execute(sa.select(outbox.c.channel, outbox.c.status, outbox.c.message_key))
         rows = rows.all()

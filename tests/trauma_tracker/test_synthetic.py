@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.criteria import load_criteria
-from engine.feeds import FEEDS, Reject, compile_validator, feed_for_filename
+from engine.ingest.feeds import FEEDS, Reject, compile_validator, feed_for_filename
+from engine.scoring.criteria import load_criteria
 from engine.sqltime import LONDON
 from trauma_tracker.settings import SHIPPED_RULES
 from trauma_tracker.synthetic import generate_force, rates

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from engine.optout import opt_out
+from engine.people.opt_out import opt_out
 from engine.sqltime import local_date
 from tests.forcedata import (
     Force,

@@ -1,11 +1,11 @@
-"""The Me page's "alerts waiting" count (engine.alert_view.count_for_recipient) is the
+"""The Me page's "alerts waiting" count (engine.alerts.view.count_for_recipient) is the
 length of the list the alerts page shows, for every kind of recipient and status."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.alert_view import STATUS_FILTERS, alerts_for_recipient, count_for_recipient
+from engine.alerts.view import STATUS_FILTERS, alerts_for_recipient, count_for_recipient
 
 
 def test_the_count_is_the_lists_length_for_every_recipient_and_status(web_force):

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from engine.personal import person_exposure
+from engine.people.own_record import person_exposure
 from tests.web.api_fixtures import Caller
 from tests.web.conftest import csrf_token
 

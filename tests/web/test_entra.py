@@ -19,7 +19,7 @@ import pytest
 import requests
 import trustme
 
-from engine.accounts import NoPerson, PersonLeft, SeveralPeople, person_for_addresses
+from engine.people.accounts import NoPerson, PersonLeft, SeveralPeople, person_for_addresses
 from engine.sqltime import local_date
 from tests.forcedata import Force, person
 from tests.web.identity_server import IdentityServer, new_key

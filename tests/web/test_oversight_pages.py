@@ -423,7 +423,7 @@ def test_comparing_a_folder_that_is_not_one_says_why(client, web_force, tmp_path
 
 
 def test_rule_effectiveness_for_a_period(client, web_force):
-    from engine.alerts import resolve
+    from engine.alerts.lifecycle import resolve
 
     with web_force.engine.begin() as conn:
         resolve(conn, web_force.alerts["P100"], "P200", "false_positive", web_force.now)
@@ -501,7 +501,7 @@ def test_an_auditor_finds_a_decision_and_sees_its_inputs_only_with_a_reason(clie
 
 
 def test_an_auditor_verifies_the_chain_and_sees_the_first_bad_entry(client, web_force):
-    from engine.audit import write_checkpoint
+    from engine.alerts.audit import write_checkpoint
 
     with web_force.engine.begin() as conn:
         signed = write_checkpoint(conn, b"checkpoint-key-for-tests", web_force.now)
@@ -559,8 +559,8 @@ def test_an_admin_reads_the_health_pages_and_retries_a_failed_message(client, we
 
 
 def test_quarantined_and_held_rows_show_file_line_field_and_reason(client, web_force, tmp_path):
-    from engine.ingest import Ingestor
-    from engine.sources import ingest_files
+    from engine.ingest.batches import Ingestor
+    from engine.ingest.files import ingest_files
     from tests.feedfiles import write_csv
 
     bad = dict(person("P990", display_name="Bad Row")[1], service_start="2015-13-01")

@@ -84,7 +84,7 @@ def test_readyz_is_503_while_the_schedulers_dispatch_has_not_succeeded_lately(we
     """A scheduler that has stopped sending (or died) makes the service not ready."""
     from datetime import UTC, datetime, timedelta
 
-    from engine.service_runs import record_start, record_success
+    from engine.oversight.service_runs import record_start, record_success
     from web import create_app
 
     app = create_app(web_force.settings(), testing=True)

@@ -1,5 +1,5 @@
-"""The Team page's paged view (engine.team_page): the whole team sorted, one page in detail,
-the windows read from the current snapshots and equal to what engine.personal counts at the
+"""The Team page's paged view (engine.people.team_page): the whole team sorted, one page in detail,
+the windows read from the current snapshots and equal to what engine.people.own_record counts at the
 evaluation's moment; and the page's pagination."""
 
 from __future__ import annotations
@@ -9,19 +9,19 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-import engine.team_page
-from engine.indicators import WINDOWS
-from engine.personal import person_exposure
-from engine.team import team_view
-from engine.team_page import team_page
-from models import Snapshot
+import engine.people.team_page
+from engine.people.own_record import person_exposure
+from engine.people.team import team_view
+from engine.people.team_page import team_page
+from engine.scoring.indicators import WINDOWS
+from models import Snapshot, table_of
 
 HISTORY_DAYS = max(WINDOWS.values()) + 2  # every window's exposures, whatever the horizon
 
 
 def test_the_windows_are_the_snapshots_and_equal_the_persons_own_figures(web_force):
     engine, moment = web_force.engine, web_force.now
-    snapshots = Snapshot.__table__
+    snapshots = table_of(Snapshot)
     # One person's current snapshot gone (as for someone who joined since the evaluation):
     # their figures are counted from their exposures at the same moment.
     with engine.begin() as conn:
@@ -66,7 +66,7 @@ def test_the_whole_team_is_sorted_and_each_page_has_the_team_views_details(web_f
 def test_the_team_page_shows_a_page_at_a_time_with_pagination(
     client, sign_in_as, monkeypatch, web_force
 ):
-    monkeypatch.setattr(engine.team_page, "PAGE_SIZE", 2)
+    monkeypatch.setattr(engine.people.team_page, "PAGE_SIZE", 2)
     sign_in_as(client, "supervisor")
     page = client.get("/team?sort=name&order=ascending").get_data(as_text=True)
     body = page[page.index("<tbody") : page.index("</tbody>")]

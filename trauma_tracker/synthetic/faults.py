@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from engine.feeds import FEEDS
+from engine.ingest.feeds import FEEDS
 
 FAULTS_PER_KIND = 4
 # Targets fall in the first part of each feed's expected rows, so that an estimate a little

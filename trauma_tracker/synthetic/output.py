@@ -13,7 +13,7 @@ from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from engine.feeds import FEEDS
+from engine.ingest.feeds import FEEDS
 
 FORMATS = ("csv", "ndjson")
 

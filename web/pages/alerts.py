@@ -2,14 +2,14 @@
 
 Only a recipient of the alert or the wellbeing team may acknowledge or resolve it
 (web.access.may_act_on_alert); resolving needs an outcome. The state changes are
-engine.alerts.acknowledge and resolve, each in one transaction with its alert event.
+engine.alerts.lifecycle.acknowledge and resolve, each in one transaction with its alert event.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from engine.alerts import AlertError, acknowledge, resolve
+from engine.alerts.lifecycle import AlertError, acknowledge, resolve
 from web import db
 from web.auth import allowed, current_user
 from web.forms import AcknowledgeForm, ResolveForm
@@ -40,7 +40,7 @@ def _may_list(user, **_) -> bool:
 def my_alerts():
     """Alerts sent to me (the wellbeing team: every alert): open first, then acknowledged,
     then resolved; overdue ones marked. `?show=all` includes resolved ones."""
-    from engine.alert_view import alerts_for_recipient
+    from engine.alerts.view import alerts_for_recipient
     from web import access
 
     user = current_user()
@@ -69,8 +69,8 @@ def alert(alert_id: int):
 
 
 def _page(alert_id: int, resolve_form: ResolveForm):
-    from engine.access_log import record_view
-    from engine.alert_view import alert_detail
+    from engine.alerts.view import alert_detail
+    from engine.people.access_log import record_view
     from web import access
 
     detail = alert_detail(

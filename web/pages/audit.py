@@ -15,10 +15,10 @@ from flask_wtf import FlaskForm
 from wtforms import TextAreaField
 from wtforms.validators import Length, Optional
 
-from engine.access_log import NOTE_MAX, REASON_LABELS, AccessReasonError
-from engine.alert_view import FIELD_LABELS, OPERATOR_WORDS, explain_in_words
-from engine.alerts import OUTCOMES
+from engine.alerts.lifecycle import OUTCOMES
+from engine.alerts.view import FIELD_LABELS, OPERATOR_WORDS, explain_in_words
 from engine.oversight import audit_search
+from engine.people.access_log import NOTE_MAX, REASON_LABELS, AccessReasonError
 from engine.rules.conditions import leaves
 from web import db
 from web.auth import allowed, current_user, has_role

@@ -24,7 +24,7 @@ def _month_key(moment: datetime) -> tuple[int, int]:
 
 def by_month(exposures: list[dict], now: datetime, months: int = MONTHS) -> list[dict]:
     """The last `months` calendar months (London), oldest first: each with its exposure count
-    per tier and in total. `exposures` is engine.personal's list."""
+    per tier and in total. `exposures` is engine.people.own_record's list."""
     year, month = _month_key(now)
     keys = []
     for _ in range(months):

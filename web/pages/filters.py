@@ -6,7 +6,7 @@ from datetime import datetime
 
 from flask import Flask
 
-from engine.access_log import REASON_LABELS
+from engine.people.access_log import REASON_LABELS
 from engine.sqltime import LONDON, read_datetime
 from web import auth, db
 from web.forms import OUTCOME_LABELS

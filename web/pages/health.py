@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from flask import Blueprint, jsonify
 
-from engine.service_runs import scheduler_health
+from engine.oversight.service_runs import scheduler_health
 from engine.yamlfile import RuleFileError
 from web import db
 from web.auth import public

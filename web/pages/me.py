@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 
-from engine import people
-from engine.optout import UnknownPerson, opt_in, opt_out
+from engine.people import directory as people
+from engine.people.opt_out import UnknownPerson, opt_in, opt_out
 from web import db
 from web.auth import current_user, signed_in
 from web.forms import ConfirmForm, ConversationForm
@@ -57,8 +57,8 @@ def dashboard():
 
     A person not (yet) in the people feed sees the statement and support, no figures.
     """
-    from engine.access_log import access_log_for
-    from engine.conversations import requests_of
+    from engine.people.access_log import access_log_for
+    from engine.people.conversations import requests_of
 
     user = current_user()
     try:
@@ -85,7 +85,7 @@ def dashboard():
 
 def _alerts_waiting(user) -> int:
     """How many unresolved alerts wait for this person (the wellbeing team: every one)."""
-    from engine.alert_view import count_for_recipient
+    from engine.alerts.view import count_for_recipient
     from web import access
 
     if not access.may_list_alerts(user):
@@ -141,7 +141,7 @@ def opt_in_page():
 def conversation():
     """Ask for a conversation with my supervisor or the wellbeing team (through the outbox;
     the message says only that I asked, and links to my record)."""
-    from engine.conversations import ConversationError, request_conversation
+    from engine.people.conversations import ConversationError, request_conversation
 
     form = ConversationForm()
     user = current_user()

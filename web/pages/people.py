@@ -1,6 +1,6 @@
 """Person: another person's record, shown only after the viewer says why.
 
-Every view writes an access-log entry (engine.access_log) in the same request that shows the
+Every view writes an access-log entry (engine.people.access_log) in the same request that shows the
 record; the person sees who looked and why on their Me page. The reason and note travel in the
 POST body, never in the URL, so no note reaches an access log of the web server.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, redirect, render_template, url_for
 
-from engine import people
-from engine.personal import UnknownPerson
+from engine.people import directory as people
+from engine.people.own_record import UnknownPerson
 from engine.sqltime import local_date
 from web import db
 from web.auth import allowed, current_user
@@ -33,7 +33,7 @@ def person(staff_id: str):
 
     :raise 404: nobody has this staff id (only after the permission check has passed).
     """
-    from engine.access_log import AccessReasonError, record_view
+    from engine.people.access_log import AccessReasonError, record_view
     from web import access
 
     user = current_user()

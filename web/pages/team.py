@@ -23,9 +23,9 @@ def team():
     """The people I supervise today with their windows, tier-2-or-higher exposures of the last
     7 days and open alerts; opted-out people only as a count. `?sort=` and `?order=` sort the
     whole team on the server, so the table works without script; `?page=` shows 50 of them at
-    a time (engine.team_page: a chief constable's team is the whole force)."""
-    from engine.team import handover
-    from engine.team_page import SORTS, team_page
+    a time (engine.people.team_page: a chief constable's team is the whole force)."""
+    from engine.people.team import handover
+    from engine.people.team_page import SORTS, team_page
 
     user = current_user()
     sort = request.args.get("sort", DEFAULT_SORT)

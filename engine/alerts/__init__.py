@@ -1,0 +1,1 @@
+"""Decisions and alerts: firings explained and hash-chained, alerts and their lifecycle."""

@@ -1,0 +1,1 @@
+"""Delivery: the outbox into messages, sent through the channels."""

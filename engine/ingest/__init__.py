@@ -1,0 +1,1 @@
+"""Ingest: force feeds read, validated, upserted by natural key; bad rows quarantined."""

@@ -1,0 +1,220 @@
+"""The Team page's view: a supervisor's whole team sorted, one page of it in detail.
+
+A chief constable supervises the whole force (engine.people.team: supervision follows the chain
+down), so the page cannot show, or work out the details of, every person. The whole team is
+sorted on figures that are cheap to read for thousands of people at once:
+
+- the windows' points and counts come from each person's current snapshot, which holds them
+  as of the newest evaluation (engine.scoring.snapshots), rather than summing their exposures again.
+  `figures_as_of` says which moment that is, and the page shows it. Someone with no current
+  snapshot (joined since, or nothing evaluated yet) is counted from their exposures at that
+  same moment, so every row's figures are of one moment;
+- the serious exposures of the last 7 days and the open alerts are counted per person;
+- all of it, with each person's version in force, in one statement over engine.people.team's chain
+  (no lists of thousands of ids to send).
+
+Only the page's rows (PAGE_SIZE people) get their serious exposures listed. Opted-out people
+are left out and only counted, as in engine.people.team.team_view.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.people.own_record import PERSON_WINDOWS
+from engine.people.team import (
+    _CHAIN,
+    _STAFF,
+    SERIOUS_DAYS,
+    SERIOUS_TIER,
+    _in_force,
+    alerts_t,
+    exposures_since,
+    exposures_t,
+    opt_outs_t,
+    people_t,
+    windows_for,
+)
+from engine.scoring.criteria import POINTS_DECIMALS, Criteria
+from engine.sqltime import local_date, read_datetime
+from models import Evaluation, Snapshot, table_of
+
+PAGE_SIZE = 50  # people a page: a page renders in milliseconds whatever the team's size
+snapshots_t = table_of(Snapshot)
+evaluations_t = table_of(Evaluation)
+
+_WINDOW_COLUMNS = {
+    window: (snapshots_t.c[f"trauma_points_{window}"], snapshots_t.c[f"exposures_{window}"])
+    for window in PERSON_WINDOWS
+}
+# The newest finished evaluation is the one whose figures the current snapshots hold (an
+# evaluation of an earlier moment writes no current rows, and its as_of is older).
+_NEWEST_EVALUATION = sa.select(sa.func.max(evaluations_t.c.as_of)).where(
+    evaluations_t.c.finished_at.is_not(None)
+)
+
+
+def _team_statement() -> sa.Select:
+    """Everyone the supervisor supervises on the day (engine.people.team's chain), each once, with
+    their version in force, current snapshot windows, whether they opted out, and their
+    serious exposures and open alerts counted: the whole team in one statement."""
+    chain = _CHAIN.subquery("team_chain")
+    members = sa.select(chain.c.staff_id).where(chain.c.staff_id != _STAFF).distinct().subquery("m")
+    version = people_t.alias("v")
+    e, a = exposures_t.alias("e"), alerts_t.alias("a")
+    serious = (
+        sa.select(sa.func.count())
+        .where(
+            e.c.staff_id == members.c.staff_id,
+            e.c.at <= sa.bindparam("as_of", type_=e.c.at.type),
+            e.c.at > sa.bindparam("start", type_=e.c.at.type),
+            e.c.tier >= SERIOUS_TIER,
+        )
+        .scalar_subquery()
+    )
+    alerts = (
+        sa.select(sa.func.count())
+        .where(a.c.staff_id == members.c.staff_id, a.c.status != "resolved")
+        .scalar_subquery()
+    )
+    windows = [c for pair in _WINDOW_COLUMNS.values() for c in pair]
+    return (
+        sa.select(
+            members.c.staff_id,
+            version.c.display_name,
+            version.c.unit_id,
+            version.c.supervisor_id,
+            opt_outs_t.c.staff_id.label("opted_out"),
+            snapshots_t.c.staff_id.label("snapshot"),
+            serious.label("serious"),
+            alerts.label("alerts"),
+            *windows,
+        )
+        .select_from(members)
+        .join(version, version.c.staff_id == members.c.staff_id)
+        .outerjoin(opt_outs_t, opt_outs_t.c.staff_id == members.c.staff_id)
+        .outerjoin(
+            snapshots_t,
+            sa.and_(
+                snapshots_t.c.staff_id == members.c.staff_id, snapshots_t.c.is_current.is_(True)
+            ),
+        )
+        .where(_in_force(version))
+    )
+
+
+_TEAM = _team_statement()
+
+
+# Sort keys a link may ask for, each on the light rows every team member gets.
+SORTS = {
+    "name": lambda p: (p["display_name"].casefold(), p["staff_id"]),
+    "serious": lambda p: p["serious_count"],
+    "points_30d": lambda p: p["windows"]["30d"]["points"],
+    "points_365d": lambda p: p["windows"]["365d"]["points"],
+    "alerts": lambda p: p["open_alerts"],
+}
+
+
+def figures_moment(conn: sa.Connection, as_of: datetime) -> datetime | None:
+    """The moment the current snapshots hold figures of (the newest finished evaluation's),
+    or None when nothing was evaluated yet or that moment is later than `as_of`."""
+    newest = conn.execute(_NEWEST_EVALUATION).scalar()
+    if newest is None:
+        return None
+    newest = read_datetime(newest)
+    return newest if newest <= as_of else None
+
+
+def _windows_of(figures) -> dict[str, dict[str, float | int]]:
+    """A snapshot's points and counts (PERSON_WINDOWS' columns, in pairs) as windows."""
+    return {
+        window: {
+            "points": round(float(figures[2 * i] or 0), POINTS_DECIMALS),
+            "exposures": int(figures[2 * i + 1] or 0),
+        }
+        for i, window in enumerate(PERSON_WINDOWS)
+    }
+
+
+def team_page(
+    engine: sa.Engine,
+    supervisor_id: str,
+    as_of: datetime,
+    *,
+    sort: str = "serious",
+    descending: bool = True,
+    page: int = 1,
+    page_size: int | None = None,
+    criteria: Criteria | None = None,
+) -> dict[str, Any]:
+    """One page of the people `supervisor_id` supervises at `as_of`, the whole team sorted
+    by `sort` (a key of SORTS; ties by name, A to Z), `page_size` (default PAGE_SIZE) a page.
+
+    `{"people": [rows in engine.people.team.team_view's shape], "total", "page", "pages", "first"
+    (the page's first row's place, from 1), "opted_out_count", "figures_as_of"}`: `windows`
+    are as of `figures_as_of` (the newest evaluation's moment, see figures_moment);
+    `serious_7d` and `open_alerts` are at `as_of`. A page past the last is the last.
+
+    :raise KeyError: `sort` is not a key of SORTS.
+    """
+    key = SORTS[sort]
+    page_size = page_size or PAGE_SIZE
+    params = {
+        "staff": supervisor_id,
+        "day": local_date(as_of),
+        "as_of": as_of,
+        "start": as_of - timedelta(days=SERIOUS_DAYS),
+    }
+    with engine.connect() as conn:
+        moment = figures_moment(conn, as_of)
+        rows, opted_out, unsnapshotted = [], 0, []
+        for found in conn.execute(_TEAM, params):
+            if found.opted_out is not None:
+                opted_out += 1
+                continue
+            row = {
+                "staff_id": found.staff_id,
+                "display_name": found.display_name,
+                "unit_id": found.unit_id,
+                "supervisor_id": found.supervisor_id,
+                "direct": found.supervisor_id == supervisor_id,
+                "windows": _windows_of(found[8:]),
+                "serious_count": int(found.serious),
+                "open_alerts": int(found.alerts),
+            }
+            if moment is None or found.snapshot is None:
+                unsnapshotted.append(row)
+            rows.append(row)
+        if unsnapshotted:
+            counted = windows_for(conn, [r["staff_id"] for r in unsnapshotted], moment or as_of)
+            for row in unsnapshotted:
+                row["windows"] = counted[row["staff_id"]]
+        rows.sort(key=SORTS["name"])
+        rows.sort(key=key, reverse=descending)
+        pages = max(1, -(-len(rows) // page_size))
+        page = min(max(page, 1), pages)
+        shown = rows[(page - 1) * page_size : page * page_size]
+        details = exposures_since(
+            conn,
+            [p["staff_id"] for p in shown],
+            as_of - timedelta(days=SERIOUS_DAYS),
+            as_of,
+            min_tier=SERIOUS_TIER,
+            criteria=criteria,
+        )
+    for person in shown:
+        person["serious_7d"] = details[person["staff_id"]]
+        del person["serious_count"]
+    return {
+        "people": shown,
+        "total": len(rows),
+        "page": page,
+        "pages": pages,
+        "first": (page - 1) * page_size + 1,
+        "opted_out_count": opted_out,
+        "figures_as_of": moment or as_of,
+    }

@@ -1,0 +1,1 @@
+"""Scoring: feed records into exposures (criteria.yaml), and each person's figures."""
