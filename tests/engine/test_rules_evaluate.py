@@ -39,8 +39,12 @@ DAY = timedelta(days=1)
 
 
 def rows(engine, model, *where):
+    """The model's rows in the order they were made (without ORDER BY a database may answer
+    in any order)."""
+    table = table_of(model)
     with engine.connect() as conn:
-        return conn.execute(sa.select(table_of(model)).where(*where)).all()
+        query = sa.select(table).where(*where).order_by(*table.primary_key.columns)
+        return conn.execute(query).all()
 
 
 def run(engine, snapshots, exposures=(), *, at=AS_OF, pack=None, marks=None):
