@@ -13,6 +13,8 @@ import functools
 import os
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -164,6 +166,17 @@ def connect(engine: sa.Engine) -> sa.Connection:
 # revision against the head read from the scripts' text, in a few milliseconds.
 _REVISION = re.compile(r"^revision\s*=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
 _DOWN_REVISION = re.compile(r"^down_revision\s*=\s*(.+)$", re.MULTILINE)
+
+
+@contextmanager
+def connected(bind: sa.Engine | sa.Connection) -> Iterator[sa.Connection]:
+    """A connection to read on: `bind` itself when it is one (the caller's, left open, as a
+    web request's reads share one), else a new one from the engine, closed afterwards."""
+    if isinstance(bind, sa.Connection):
+        yield bind
+    else:
+        with bind.connect() as conn:
+            yield conn
 
 
 def _alembic_config(engine: sa.Engine) -> Config:

@@ -30,11 +30,14 @@ def engine() -> sa.Engine:
 
 
 def reads() -> sa.Connection:
-    """One connection for the request's small policy reads (who is signed in, whether they
-    supervise anyone, ...), opened on first use and closed when the request ends: each read on
-    a connection of its own cost a pool checkout and a rollback, a fifth of a page."""
+    """One connection for the request's reads (who is signed in, whether they supervise
+    anyone, the Me page's figures ...), opened on first use and closed when the request ends:
+    each read on a connection of its own cost a pool checkout and a rollback, a fifth of a
+    page. Writes take connections of their own (engine().begin())."""
     if "tt_reads" not in g:
-        g.tt_reads = engine().connect()
+        # Each read its own transaction (as on connections of their own): a read that fails
+        # can't leave the rest of the request's reads in an aborted transaction.
+        g.tt_reads = engine().connect().execution_options(isolation_level="AUTOCOMMIT")
     return g.tt_reads
 
 
@@ -61,7 +64,7 @@ def exposure(staff_id: str) -> dict[str, Any]:
 
     :raise engine.people.own_record.UnknownPerson: no such staff id."""
     return person_exposure(
-        engine(), staff_id, now(), history_days=settings().history_days, criteria=criteria()
+        reads(), staff_id, now(), history_days=settings().history_days, criteria=criteria()
     )
 
 

@@ -22,6 +22,7 @@ from engine.rules.conditions import leaves
 from engine.rules.fields import AGE_FIELD
 from engine.sqltime import read_datetime
 from models import Alert, AlertEvent, Decision, OutboxMessage, PersonVersion, table_of
+from models.db import connected
 
 alerts_t = table_of(Alert)
 events_t = table_of(AlertEvent)
@@ -185,14 +186,16 @@ def alerts_for_recipient(
     return _listed(rows, names, now, escalate_after)
 
 
-def count_for_recipient(engine: sa.Engine, staff_id: str | None, status: str = "all") -> int:
+def count_for_recipient(
+    bind: sa.Engine | sa.Connection, staff_id: str | None, status: str = "all"
+) -> int:
     """How many alerts alerts_for_recipient(staff_id, status) lists, reading only each
     candidate's recipients (the Me page's "alerts waiting" count).
 
     :raise ValueError: `status` not in STATUS_FILTERS.
     """
     query = _recipient_query(sa.select(alerts_t.c.recipients), staff_id, status)
-    with engine.connect() as conn:
+    with connected(bind) as conn:
         return sum(
             1 for row in conn.execute(query) if staff_id is None or staff_id in recipients_of(row)
         )

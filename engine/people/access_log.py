@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from engine.sqltime import read_datetime
 from models import AccessLogEntry, PersonVersion, table_of
+from models.db import connected
 
 REASONS = ("welfare_conversation", "alert_review", "audit", "other")
 REASON_LABELS = {
@@ -99,7 +100,7 @@ def _names(conn: sa.Connection, staff_ids: set[str], day: date) -> dict[str, str
 
 
 def access_log_for(
-    engine: sa.Engine, staff_id: str, *, limit: int | None = None
+    bind: sa.Engine | sa.Connection, staff_id: str, *, limit: int | None = None
 ) -> list[dict[str, Any]]:
     """Who viewed `staff_id`'s record and why, newest first:
     `[{"at", "viewer_id", "viewer_name", "reason", "reason_label", "note", "what"}]`
@@ -111,7 +112,7 @@ def access_log_for(
     )
     if limit is not None:
         query = query.limit(limit)
-    with engine.connect() as conn:
+    with connected(bind) as conn:
         rows = conn.execute(query).all()
         names = _names(conn, {r.viewer_id for r in rows}, date.max)
     entries = []

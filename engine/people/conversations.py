@@ -20,6 +20,7 @@ from engine.people.own_record import require_known
 from engine.rules.pack import Routing
 from engine.sqltime import read_datetime
 from models import ConversationRequest, OutboxMessage, table_of
+from models.db import connected
 
 TARGETS = ("supervisor", "wellbeing")
 TITLE = "asked for a welfare conversation"
@@ -122,10 +123,12 @@ def request_conversation(
     return ids
 
 
-def requests_of(engine: sa.Engine, staff_id: str, *, limit: int = 10) -> list[dict[str, Any]]:
+def requests_of(
+    bind: sa.Engine | sa.Connection, staff_id: str, *, limit: int = 10
+) -> list[dict[str, Any]]:
     """The person's latest requests, newest first: {"at", "to", "status"}, status being
     `sent` when every notification went, `failed` when one failed for good, else `queued`."""
-    with engine.connect() as conn:
+    with connected(bind) as conn:
         rows = conn.execute(
             sa.select(requests_t)
             .where(requests_t.c.staff_id == staff_id)

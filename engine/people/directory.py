@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from models import OptOut, PersonVersion, Snapshot, table_of
+from models.db import connected
 
 people_t = table_of(PersonVersion)
 snapshots_t = table_of(Snapshot)
@@ -95,10 +96,12 @@ def picker_people(engine: sa.Engine, day: date, limit: int = 60) -> list[dict[st
     ]
 
 
-def current_indicators(engine: sa.Engine, staff_id: str) -> list[dict[str, Any]] | None:
+def current_indicators(
+    bind: sa.Engine | sa.Connection, staff_id: str
+) -> list[dict[str, Any]] | None:
     """The other indicators from the person's current snapshot as [{"field","label","value"}],
     or None when they have no current snapshot (opted out, or not yet evaluated)."""
-    with engine.connect() as conn:
+    with connected(bind) as conn:
         row = conn.execute(
             sa.select(snapshots_t).where(
                 snapshots_t.c.staff_id == staff_id, snapshots_t.c.is_current.is_(True)

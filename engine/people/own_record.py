@@ -16,6 +16,7 @@ from engine.scoring.criteria import POINTS_DECIMALS, Criteria
 from engine.scoring.indicators import WINDOWS, in_window
 from engine.sqltime import read_datetime
 from models import Exposure, Incident, OptOut, PersonVersion, table_of
+from models.db import connected
 
 PERSON_WINDOWS = ("30d", "90d", "365d", "5y")
 
@@ -74,7 +75,7 @@ def _iso(moment: datetime) -> str:
 
 
 def person_exposure(
-    engine: sa.Engine,
+    bind: sa.Engine | sa.Connection,
     staff_id: str,
     as_of: datetime,
     *,
@@ -88,7 +89,7 @@ def person_exposure(
 
     :raise UnknownPerson: no such staff id.
     """
-    with engine.connect() as conn:
+    with connected(bind) as conn:
         require_known(conn, staff_id)
         if is_opted_out(conn, staff_id):
             return {"staff_id": staff_id, "opted_out": True}

@@ -73,12 +73,12 @@ def dashboard():
         exposure=exposure,
         months=months,
         chart=charts.month_chart(months) if months else None,
-        indicators=people.current_indicators(db.engine(), user.staff_id),
+        indicators=people.current_indicators(db.reads(), user.staff_id),
         signposts=SIGNPOSTS,
         contacts=db.settings().web.support_contacts,
-        access_log=access_log_for(db.engine(), user.staff_id) if exposure else [],
+        access_log=access_log_for(db.reads(), user.staff_id) if exposure else [],
         conversation_form=ConversationForm(),
-        requests=requests_of(db.engine(), user.staff_id, limit=5) if exposure else [],
+        requests=requests_of(db.reads(), user.staff_id, limit=5) if exposure else [],
         alerts_waiting=_alerts_waiting(user),
     )
 
@@ -92,7 +92,7 @@ def _alerts_waiting(user) -> int:
         return 0
     staff_id = None if access.sees_every_alert(user) else user.staff_id
     # A count: reading each alert whole, and its person's name, was a quarter of the page.
-    return count_for_recipient(db.engine(), staff_id, "unresolved")
+    return count_for_recipient(db.reads(), staff_id, "unresolved")
 
 
 @bp.route("/me/opt-out", methods=["GET", "POST"])
