@@ -41,6 +41,7 @@ import email.utils
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -367,6 +368,8 @@ class HttpSource:
                 return  # the end, whatever cursor came with it
             # Numbered across the whole pull so a quarantine message points at one item.
             rows = list(rows_from_records(items, self.columns, first=records + 1))
+            if SURROGATE_ESCAPE.search(body):
+                _refuse_surrogates(items, rows)
             for index, item in enumerate(items):
                 value = item.get(self.watermark_field) if isinstance(item, dict) else None
                 if value is None:
@@ -418,6 +421,22 @@ class HttpSource:
         if isinstance(cursor, bool) or not isinstance(cursor, str | int | None):
             raise SourceError(f"{where}: next_cursor is not text or null: {cursor!r}")
         return document["items"], (str(cursor) if cursor not in (None, "") else None)
+
+
+# `"\ud800"` alone is valid JSON but no character: no database can store it.
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _refuse_surrogates(items: list[Any], rows: list) -> None:
+    """An item holding an unpaired surrogate becomes a rejected row (its raw text escaped),
+    so the rest of the page is stored."""
+    for index, item in enumerate(items):
+        try:
+            json.dumps(item, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            reason = "not valid text: an unpaired surrogate (\\ud800-\\udfff)"
+            raw = json.dumps(item, default=str)[:10_000]  # \u escapes: storable
+            rows[index] = (rows[index][0], UnreadableRow(reason, raw))
 
 
 def _json_int(text: str) -> int | float:

@@ -553,3 +553,17 @@ def test_a_password_in_the_url_is_scrubbed_encoded_and_decoded(endpoint):
         list(HttpSource("cad", url, "cc_incidents", COLUMNS, retries=0).batches())
 
     assert str(raised.value).endswith("HTTP 401: bad password *** or ***")
+
+
+def test_an_item_with_an_unpaired_surrogate_is_one_rejected_row_not_a_lost_page(endpoint):
+    good = json.dumps(incident(1, "2025-06-01T10:01:00Z"))
+    bad = json.dumps(incident(2, "2025-06-01T10:02:00Z")).replace("SUDDEN_DEATH", "\\ud800")
+    endpoint.always = answer(200, f'{{"items": [{good}, {bad}], "next_cursor": null}}'.encode())
+
+    (batch,) = source(endpoint).batches()
+
+    assert batch.rows[0][1][0] == "INC-0001"
+    number, unreadable = batch.rows[1]
+    assert number == 2 and "unpaired surrogate" in unreadable.reason
+    unreadable.raw.encode()  # the raw text kept for the quarantine is storable
+    assert "\\ud800" in unreadable.raw
