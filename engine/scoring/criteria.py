@@ -173,7 +173,9 @@ class Category(_Frozen):
 
 
 # Strict: a multiplier written as "1.0" or `yes` is a mistake to report, not to convert.
-Weight = Annotated[float, Field(strict=True, ge=0)]
+# Finite and at most MAX_WEIGHT: `.inf` would score every exposure as infinity.
+MAX_WEIGHT = 1000.0
+Weight = Annotated[float, Field(strict=True, ge=0, le=MAX_WEIGHT, allow_inf_nan=False)]
 
 
 class Criteria(_Frozen):

@@ -115,6 +115,13 @@ def test_role_multiplier_not_a_number_names_its_line():
     ]
 
 
+@pytest.mark.parametrize("written", [".inf", ".nan", "-.inf", "1e999", "1001.0", "-1.0"])
+def test_a_multiplier_not_finite_or_out_of_range_names_its_line(written):
+    text = GOOD.replace("investigator: 0.5}", f"investigator: {written}}}")
+    (problem,) = problems(text)
+    assert problem.startswith("rules/criteria.yaml:2: roles.investigator:"), problem
+
+
 def test_a_quoted_number_is_not_a_multiplier():
     text = GOOD.replace("investigator: 0.5}", 'investigator: "0.5"}')
     assert "must be a number, not '0.5'" in problems(text)[0]
