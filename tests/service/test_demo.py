@@ -34,8 +34,11 @@ def test_demo_serves_a_prepared_force_and_reuses_it(tmp_path):
         # to the demo's sinks, kept where an admin can read them.
         assert requests.get(f"{base}/readyz", timeout=5).status_code == 200
         assert wait_until(lambda: any((folder / "mail").iterdir()), 120), log.read_text()[-3000:]
+        # The banner follows the demo's own check that the server answers, which may come a
+        # moment after ours.
+        banner = f"Trauma Tracker demo: {base}"
+        assert wait_until(lambda: banner in log.read_text(), 30), log.read_text()[-3000:]
         text = log.read_text()
-        assert f"Trauma Tracker demo: {base}" in text
         assert "ingested" in text and "evaluating" in text  # progress was shown
     finally:
         demo.send_signal(signal.SIGINT)
