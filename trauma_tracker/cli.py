@@ -82,11 +82,13 @@ DEMO_DATABASE = Path("demo-data") / "tracker.sqlite"  # where `make demo` leaves
 
 
 def _where_to_point() -> str:
-    """What to do about a missing database: the demo's, when there is one here."""
+    """What to do about a missing database: create it, or (when there is one here) use the
+    demo's. The first always comes first, so a clone where `make demo` ran says it too."""
     if DEMO_DATABASE.exists():
         return (
-            "the demo's database is here: put `--db sqlite:///demo-data/tracker.sqlite` before "
-            "the command, or export TT_DATABASE_URL=sqlite:///demo-data/tracker.sqlite"
+            "run `trauma-tracker init` to create one; or, for the demo's database, which is "
+            "here, put `--db sqlite:///demo-data/tracker.sqlite` before the command, or export "
+            "TT_DATABASE_URL=sqlite:///demo-data/tracker.sqlite"
         )
     return (
         "run `trauma-tracker init` to create one, or point --db (or TT_DATABASE_URL) at an "
