@@ -10,6 +10,7 @@ alert_events. Nothing here decides who may see an alert: web.access does, with
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -155,6 +156,12 @@ def is_overdue(row: Any, now: datetime | None, escalate_after: timedelta | None)
     return read_datetime(row.opened_at) + escalate_after <= now
 
 
+_PATTERN = sa.bindparam("pattern", type_=alerts_t.c.recipients.type)
+_RECEIVED = sa.select(alerts_t.c.recipients).where(
+    alerts_t.c.recipients.like(_PATTERN, escape="\\")
+)
+
+
 def _like_id(staff_id: str) -> str:
     escaped = staff_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f'%"{escaped}"%'
@@ -177,10 +184,12 @@ def alerts_for_recipient(
 
     :raise ValueError: `status` not in STATUS_FILTERS.
     """
-    query = _recipient_query(sa.select(alerts_t), staff_id, status)
+    query, params = _recipient_query("rows", staff_id, status)
     with engine.connect() as conn:
         rows = [
-            row for row in conn.execute(query) if staff_id is None or staff_id in recipients_of(row)
+            row
+            for row in conn.execute(query, params)
+            if staff_id is None or staff_id in recipients_of(row)
         ]
         names = names_of(conn, {row.staff_id for row in rows})
     return _listed(rows, names, now, escalate_after)
@@ -194,23 +203,36 @@ def count_for_recipient(
 
     :raise ValueError: `status` not in STATUS_FILTERS.
     """
-    query = _recipient_query(sa.select(alerts_t.c.recipients), staff_id, status)
+    query, params = _recipient_query("recipients", staff_id, status)
     with connected(bind) as conn:
         return sum(
-            1 for row in conn.execute(query) if staff_id is None or staff_id in recipients_of(row)
+            1
+            for row in conn.execute(query, params)
+            if staff_id is None or staff_id in recipients_of(row)
         )
 
 
-def _recipient_query(query: sa.Select, staff_id: str | None, status: str) -> sa.Select:
+def _recipient_query(what: str, staff_id: str | None, status: str) -> tuple[sa.Select, dict]:
+    """The statement for alerts_for_recipient ("rows") or count_for_recipient ("recipients"),
+    and its parameters. :raise ValueError: `status` not in STATUS_FILTERS."""
     if status not in STATUS_FILTERS:
         raise ValueError(f"status: one of {', '.join(STATUS_FILTERS)}, not {status!r}")
+    params = {} if staff_id is None else {"pattern": _like_id(staff_id)}
+    return _recipient_statement(what, status, staff_id is not None), params
+
+
+@functools.cache
+def _recipient_statement(what: str, status: str, by_recipient: bool) -> sa.Select:
+    """Built once for each kind: the Me page counts the alerts waiting on every request, and
+    building a statement costs more than running it."""
+    query = sa.select(alerts_t) if what == "rows" else sa.select(alerts_t.c.recipients)
     if status == "unresolved":
         query = query.where(alerts_t.c.status != "resolved")
     elif status != "all":
         query = query.where(alerts_t.c.status == status)
-    if staff_id is not None:
+    if by_recipient:
         # The recipients are JSON text: LIKE finds the candidates, recipients_of decides.
-        query = query.where(alerts_t.c.recipients.like(_like_id(staff_id), escape="\\"))
+        query = query.where(alerts_t.c.recipients.like(_PATTERN, escape="\\"))
     return query
 
 
@@ -240,12 +262,8 @@ def _listed(rows, names, now, escalate_after) -> list[dict[str, Any]]:
 
 def has_received_alerts(conn: sa.Connection, staff_id: str) -> bool:
     """Whether any alert (of any state) was sent to `staff_id`."""
-    query = sa.select(alerts_t.c.recipients).where(
-        alerts_t.c.recipients.like(_like_id(staff_id), escape="\\")
-    )
-    return any(
-        staff_id in recipients_of({"recipients": text}) for text in conn.execute(query).scalars()
-    )
+    found = conn.execute(_RECEIVED, {"pattern": _like_id(staff_id)}).scalars()
+    return any(staff_id in recipients_of({"recipients": text}) for text in found)
 
 
 MAX_ID = 2**31 - 1  # the largest id an alerts row can have (an integer column on PostgreSQL)

@@ -83,15 +83,25 @@ def record_view(
     return conn.execute(insert).inserted_primary_key[0]
 
 
+# Built once, with the person as a parameter: the Me page reads its access log on every
+# request, and building a statement costs more than running it.
+_ENTRIES = (
+    sa.select(log_t)
+    .where(log_t.c.staff_id == sa.bindparam("staff", type_=log_t.c.staff_id.type))
+    .order_by(log_t.c.at.desc(), log_t.c.id.desc())
+)
+_NAMES = (
+    sa.select(people_t.c.staff_id, people_t.c.valid_from, people_t.c.display_name)
+    .where(people_t.c.staff_id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(people_t.c.staff_id, people_t.c.valid_from)
+)
+
+
 def _names(conn: sa.Connection, staff_ids: set[str], day: date) -> dict[str, str]:
     """Display names as of `day` (the newest version on or before it, else the earliest)."""
     if not staff_ids:
         return {}
-    rows = conn.execute(
-        sa.select(people_t.c.staff_id, people_t.c.valid_from, people_t.c.display_name)
-        .where(people_t.c.staff_id.in_(sorted(staff_ids)))
-        .order_by(people_t.c.staff_id, people_t.c.valid_from)
-    )
+    rows = conn.execute(_NAMES, {"ids": sorted(staff_ids)})
     names: dict[str, str] = {}
     for staff_id, valid_from, name in rows:
         if staff_id not in names or valid_from <= day:
@@ -105,15 +115,9 @@ def access_log_for(
     """Who viewed `staff_id`'s record and why, newest first:
     `[{"at", "viewer_id", "viewer_name", "reason", "reason_label", "note", "what"}]`
     (`at` in ISO 8601 UTC). A viewer the people feed does not know is named by staff id."""
-    query = (
-        sa.select(log_t)
-        .where(log_t.c.staff_id == staff_id)
-        .order_by(log_t.c.at.desc(), log_t.c.id.desc())
-    )
-    if limit is not None:
-        query = query.limit(limit)
+    query = _ENTRIES if limit is None else _ENTRIES.limit(limit)
     with connected(bind) as conn:
-        rows = conn.execute(query).all()
+        rows = conn.execute(query, {"staff": staff_id}).all()
         names = _names(conn, {r.viewer_id for r in rows}, date.max)
     entries = []
     for row in rows:

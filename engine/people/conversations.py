@@ -123,21 +123,28 @@ def request_conversation(
     return ids
 
 
+# Built once, with the person and the limit as parameters: the Me page lists the latest
+# requests on every request, and building a statement costs more than running it.
+_LATEST = (
+    sa.select(requests_t)
+    .where(requests_t.c.staff_id == sa.bindparam("staff", type_=requests_t.c.staff_id.type))
+    .order_by(requests_t.c.at.desc(), requests_t.c.id.desc())
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+_STATES = sa.select(outbox_t.c.id, outbox_t.c.status).where(
+    outbox_t.c.id.in_(sa.bindparam("ids", expanding=True))
+)
+
+
 def requests_of(
     bind: sa.Engine | sa.Connection, staff_id: str, *, limit: int = 10
 ) -> list[dict[str, Any]]:
     """The person's latest requests, newest first: {"at", "to", "status"}, status being
     `sent` when every notification went, `failed` when one failed for good, else `queued`."""
     with connected(bind) as conn:
-        rows = conn.execute(
-            sa.select(requests_t)
-            .where(requests_t.c.staff_id == staff_id)
-            .order_by(requests_t.c.at.desc(), requests_t.c.id.desc())
-            .limit(limit)
-        ).all()
+        rows = conn.execute(_LATEST, {"staff": staff_id, "limit": limit}).all()
         ids = [i for row in rows for i in json.loads(row.outbox_ids)]
-        query = sa.select(outbox_t.c.id, outbox_t.c.status).where(outbox_t.c.id.in_(ids))
-        states = {i: status for i, status in conn.execute(query)} if ids else {}
+        states = {i: status for i, status in conn.execute(_STATES, {"ids": ids})} if ids else {}
     found = []
     for row in rows:
         mine = [states.get(i) for i in json.loads(row.outbox_ids)]

@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.people.team import version_on
 from models import OptOut, PersonVersion, Snapshot, table_of
 from models.db import connected
 
@@ -40,14 +41,17 @@ class Person:
     rank_or_grade: str | None
 
 
+# Built once, with the person as a parameter (as engine.people.team's statements): the Me page
+# reads it on every request, and building a statement costs more than running it.
+_CURRENT_SNAPSHOT = sa.select(snapshots_t).where(
+    snapshots_t.c.staff_id == sa.bindparam("staff", type_=snapshots_t.c.staff_id.type),
+    snapshots_t.c.is_current.is_(True),
+)
+
+
 def person_on(conn: sa.Connection, staff_id: str, day: date) -> Person | None:
     """The person's version in force on `day` (newest valid_from on or before it), or None."""
-    row = conn.execute(
-        sa.select(people_t)
-        .where(people_t.c.staff_id == staff_id, people_t.c.valid_from <= day)
-        .order_by(people_t.c.valid_from.desc())
-        .limit(1)
-    ).first()
+    row = version_on(conn, staff_id, day)
     if row is None:
         return None
     return Person(row.staff_id, row.display_name, row.unit_id, row.supervisor_id, row.rank_or_grade)
@@ -102,11 +106,7 @@ def current_indicators(
     """The other indicators from the person's current snapshot as [{"field","label","value"}],
     or None when they have no current snapshot (opted out, or not yet evaluated)."""
     with connected(bind) as conn:
-        row = conn.execute(
-            sa.select(snapshots_t).where(
-                snapshots_t.c.staff_id == staff_id, snapshots_t.c.is_current.is_(True)
-            )
-        ).first()
+        row = conn.execute(_CURRENT_SNAPSHOT, {"staff": staff_id}).first()
     if row is None:
         return None
     return [

@@ -25,18 +25,30 @@ class UnknownPerson(LookupError):
     """No person with this staff id has been ingested."""
 
 
+# Statements are built once, with the person and the moments as parameters: the Me page and
+# `GET /me/exposure` read them on every request, and building a statement costs more than
+# running it.
+_people, _opt_outs, _exposures = table_of(PersonVersion), table_of(OptOut), table_of(Exposure)
+_STAFF = sa.bindparam("staff", type_=_people.c.staff_id.type)
+_KNOWN = sa.select(_people.c.staff_id).where(_people.c.staff_id == _STAFF).limit(1)
+_OPTED_OUT = sa.select(_opt_outs.c.staff_id).where(_opt_outs.c.staff_id == _STAFF)
+# Known and opted out, in one round trip.
+_STANDING = sa.select(_KNOWN.exists(), _OPTED_OUT.exists())
+_EXPOSURES = sa.select(_exposures).where(
+    _exposures.c.staff_id == _STAFF,
+    _exposures.c.at <= sa.bindparam("as_of", type_=_exposures.c.at.type),
+    _exposures.c.at > sa.bindparam("start", type_=_exposures.c.at.type),
+)
+
+
 def require_known(conn: sa.Connection, staff_id: str) -> None:
     """:raise UnknownPerson: no people record has this staff id."""
-    people = table_of(PersonVersion)
-    found = conn.execute(sa.select(people.c.staff_id).where(people.c.staff_id == staff_id).limit(1))
-    if found.first() is None:
+    if conn.execute(_KNOWN, {"staff": staff_id}).first() is None:
         raise UnknownPerson(staff_id)
 
 
 def is_opted_out(conn: sa.Connection, staff_id: str) -> bool:
-    opt_outs = table_of(OptOut)
-    found = conn.execute(sa.select(opt_outs.c.staff_id).where(opt_outs.c.staff_id == staff_id))
-    return found.first() is not None
+    return conn.execute(_OPTED_OUT, {"staff": staff_id}).first() is not None
 
 
 def records_begin(conn: sa.Connection) -> datetime | None:
@@ -90,21 +102,20 @@ def person_exposure(
     :raise UnknownPerson: no such staff id.
     """
     with connected(bind) as conn:
-        require_known(conn, staff_id)
-        if is_opted_out(conn, staff_id):
+        known, opted_out = conn.execute(_STANDING, {"staff": staff_id}).one()
+        if not known:
+            raise UnknownPerson(staff_id)
+        if opted_out:
             return {"staff_id": staff_id, "opted_out": True}
-        exposures = table_of(Exposure)
-        rows = conn.execute(
-            sa.select(exposures)
-            .where(exposures.c.staff_id == staff_id)
-            .where(exposures.c.at <= as_of)
-            .where(exposures.c.at > as_of - timedelta(days=history_days))
-        ).all()
-    rows = sorted(rows, key=lambda r: (read_datetime(r.at), r.ref), reverse=True)
+        start = as_of - timedelta(days=history_days)
+        found = conn.execute(_EXPOSURES, {"staff": staff_id, "as_of": as_of, "start": start})
+        # each row with its moment, read once
+        rows = [(read_datetime(r.at), r) for r in found]
+    rows.sort(key=lambda pair: (pair[0], pair[1].ref), reverse=True)
     labels = {c.id: c.label for c in criteria.categories} if criteria else {}
     windows = {}
     for window in PERSON_WINDOWS:
-        inside = [r for r in rows if in_window(read_datetime(r.at), as_of, WINDOWS[window])]
+        inside = [r for at, r in rows if in_window(at, as_of, WINDOWS[window])]
         windows[window] = {
             "points": round(sum(r.points for r in inside), POINTS_DECIMALS),
             "exposures": len(inside),
@@ -123,9 +134,9 @@ def person_exposure(
                 "tier": r.tier,
                 "role": r.role,
                 "points": r.points,
-                "at": _iso(read_datetime(r.at)),
+                "at": _iso(at),
                 "criteria_version": r.criteria_version,
             }
-            for r in rows
+            for at, r in rows
         ],
     }
