@@ -370,9 +370,12 @@ def handover(
     days: int = HANDOVER_DAYS,
     *,
     criteria: Criteria | None = None,
+    chain: dict[str, date] | None = None,
 ) -> list[dict[str, Any]]:
     """People who joined `supervisor_id`'s team in the last `days` days: supervised today and
     not on the team's day `days` ago (a new supervisor's whole team counts as joined).
+    `chain` is today's chain when the caller has it (engine.people.team_page's), so it is not
+    worked out twice.
 
     Each: staff_id, display_name, unit_id, `joined_on` (the date their current chain to this
     supervisor came into force), `windows`, and `recent`, their exposures of the last `days`
@@ -381,7 +384,7 @@ def handover(
     """
     day = local_date(as_of)
     with engine.connect() as conn:
-        now = _chain(conn, supervisor_id, day)
+        now = chain if chain is not None else _chain(conn, supervisor_id, day)
         before = set(_chain(conn, supervisor_id, day - timedelta(days=days)))
         joined = sorted(s for s in now if s not in before)
         out = opted_out_among(conn, joined)

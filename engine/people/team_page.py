@@ -19,7 +19,7 @@ are left out and only counted, as in engine.people.team.team_view.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -62,7 +62,12 @@ def _team_statement() -> sa.Select:
     their version in force, current snapshot windows, whether they opted out, and their
     serious exposures and open alerts counted: the whole team in one statement."""
     chain = _CHAIN.subquery("team_chain")
-    members = sa.select(chain.c.staff_id).where(chain.c.staff_id != _STAFF).distinct().subquery("m")
+    members = (
+        sa.select(chain.c.staff_id, sa.func.min(chain.c.since).label("since"))
+        .where(chain.c.staff_id != _STAFF)
+        .group_by(chain.c.staff_id)
+        .subquery("m")
+    )
     version = people_t.alias("v")
     e, a = exposures_t.alias("e"), alerts_t.alias("a")
     serious = (
@@ -84,6 +89,7 @@ def _team_statement() -> sa.Select:
     return (
         sa.select(
             members.c.staff_id,
+            members.c.since,
             version.c.display_name,
             version.c.unit_id,
             version.c.supervisor_id,
@@ -129,6 +135,10 @@ def figures_moment(conn: sa.Connection, as_of: datetime) -> datetime | None:
     return newest if newest <= as_of else None
 
 
+def _date(value: date | str) -> date:
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
 def _windows_of(figures) -> dict[str, dict[str, float | int]]:
     """A snapshot's points and counts (PERSON_WINDOWS' columns, in pairs) as windows."""
     return {
@@ -157,7 +167,9 @@ def team_page(
     `{"people": [rows in engine.people.team.team_view's shape], "total", "page", "pages", "first"
     (the page's first row's place, from 1), "opted_out_count", "figures_as_of"}`: `windows`
     are as of `figures_as_of` (the newest evaluation's moment, see figures_moment);
-    `serious_7d` and `open_alerts` are at `as_of`. A page past the last is the last.
+    `serious_7d` and `open_alerts` are at `as_of`. A page past the last is the last. `chain`
+    is engine.people.team's chain of the day without the opted-out (each person with since
+    when their chain has been in force), for handover() to reuse.
 
     :raise KeyError: `sort` is not a key of SORTS.
     """
@@ -171,18 +183,19 @@ def team_page(
     }
     with engine.connect() as conn:
         moment = figures_moment(conn, as_of)
-        rows, opted_out, unsnapshotted = [], 0, []
+        rows, opted_out, unsnapshotted, chain = [], 0, [], {}
         for found in conn.execute(_TEAM, params):
             if found.opted_out is not None:
                 opted_out += 1
                 continue
+            chain[found.staff_id] = _date(found.since)
             row = {
                 "staff_id": found.staff_id,
                 "display_name": found.display_name,
                 "unit_id": found.unit_id,
                 "supervisor_id": found.supervisor_id,
                 "direct": found.supervisor_id == supervisor_id,
-                "windows": _windows_of(found[8:]),
+                "windows": _windows_of(found[9:]),
                 "serious_count": int(found.serious),
                 "open_alerts": int(found.alerts),
             }
@@ -217,4 +230,5 @@ def team_page(
         "first": (page - 1) * page_size + 1,
         "opted_out_count": opted_out,
         "figures_as_of": moment or as_of,
+        "chain": chain,
     }

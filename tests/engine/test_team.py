@@ -169,3 +169,23 @@ def test_handover_lists_who_joined_in_the_last_30_days_with_recent_exposure(forc
     add_people(force, {"staff_id": "NEW", "display_name": "Sgt New"})
     add_people(force, {"staff_id": "PC1", "supervisor_id": "NEW", "valid_from": TODAY})
     assert [p["staff_id"] for p in team.handover(force, "NEW", AS_OF)] == ["PC1"]
+
+
+def test_the_team_pages_chain_is_the_chain_and_gives_handover_the_same_list(force):
+    from engine.people.team_page import team_page
+
+    add_exposures(force, {"staff_id": "PC2", "ref": "A", "tier": 2, "at": AS_OF - 5 * DAY})
+    add_people(force, {"staff_id": "NEW", "display_name": "Sgt New"})
+    add_people(force, {"staff_id": "PC1", "supervisor_id": "NEW", "valid_from": TODAY})
+    checked = 0
+    for supervisor in ("SGA", "SGB", "INS", "NEW", "PC2"):
+        chain = team_page(force, supervisor, AS_OF)["chain"]
+        with force.connect() as conn:
+            whole = team._chain(conn, supervisor, TODAY)
+            out = team.opted_out_among(conn, whole)
+        assert chain == {s: since for s, since in whole.items() if s not in out}, supervisor
+        reused = team.handover(force, supervisor, AS_OF, chain=chain)
+        assert reused == team.handover(force, supervisor, AS_OF), supervisor
+        checked += len(chain)
+    assert checked > 5  # the force's chains are not all empty
+    assert "PC3" not in team_page(force, "SGB", AS_OF)["chain"]  # opted out: only counted

@@ -47,7 +47,9 @@ def team():
         page=page,
         criteria=db.criteria(),
     )
-    joined = handover(db.engine(), user.staff_id, db.now(), criteria=db.criteria())
+    joined = handover(
+        db.engine(), user.staff_id, db.now(), criteria=db.criteria(), chain=view["chain"]
+    )
     return render_template(
         "team/team.html",
         people=view["people"],
