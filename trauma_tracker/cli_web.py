@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -59,13 +60,14 @@ def check_serving(settings: Settings, host: str) -> Settings:
     return settings
 
 
-def _gunicorn_app(settings: Settings, host: str, port: int, workers: int):
+def web_server(host: str, port: int, workers: int, make_app: Callable[[], Any]):
+    """gunicorn as `serve` runs it (sync workers, the access log on standard output), with
+    the WSGI app that `make_app()` builds in each worker (no database connection crosses a
+    fork). bench/web.py serves its fixed-clock app through this too, so it measures what a
+    force runs."""
     from gunicorn.app.base import BaseApplication
 
     class WebServer(BaseApplication):
-        """gunicorn with the app built in each worker (no database connection crosses a
-        fork)."""
-
         def load_config(self):
             options = {
                 "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
@@ -82,11 +84,18 @@ def _gunicorn_app(settings: Settings, host: str, port: int, workers: int):
                 self.cfg.set(key, value)
 
         def load(self):
-            from web import create_app
-
-            return create_app(settings, loopback=is_loopback(host))
+            return make_app()
 
     return WebServer()
+
+
+def _app_of(settings: Settings, host: str) -> Callable[[], Any]:
+    def make_app():
+        from web import create_app
+
+        return create_app(settings, loopback=is_loopback(host))
+
+    return make_app
 
 
 @click.command("serve")
@@ -107,7 +116,7 @@ def serve(obj: Context, host: str, port: int, workers: int) -> None:
     except click.UsageError as error:
         fail(error.message)
     obj.current_engine()  # the schema is current, or exit 2 saying what to do
-    _gunicorn_app(settings, host, port, workers).run()
+    web_server(host, port, workers, _app_of(settings, host)).run()
 
 
 def register(main: click.Group) -> None:
