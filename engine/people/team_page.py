@@ -119,10 +119,21 @@ _TEAM = _team_statement()
 SORTS = {
     "name": lambda p: (p["display_name"].casefold(), p["staff_id"]),
     "serious": lambda p: p["serious_count"],
-    "points_30d": lambda p: p["windows"]["30d"]["points"],
-    "points_365d": lambda p: p["windows"]["365d"]["points"],
+    "points_30d": lambda p: p["points_30d"],
+    "points_365d": lambda p: p["points_365d"],
     "alerts": lambda p: p["open_alerts"],
 }
+_PAIR = ("points", "exposures")  # a window's figures, in the order of the snapshot's columns
+# the sorts' points (SORTS) and where their window is in PERSON_WINDOWS
+_SORTED_WINDOWS = {f"points_{w}": PERSON_WINDOWS.index(w) for w in ("30d", "365d")}
+
+
+def _sort_figures(figures) -> dict[str, float]:
+    """The points the sorts read, rounded as the windows show them."""
+    return {
+        key: round(float(figures[2 * i] or 0), POINTS_DECIMALS)
+        for key, i in _SORTED_WINDOWS.items()
+    }
 
 
 def figures_moment(conn: sa.Connection, as_of: datetime) -> datetime | None:
@@ -184,28 +195,44 @@ def team_page(
     with engine.connect() as conn:
         moment = figures_moment(conn, as_of)
         rows, opted_out, unsnapshotted, chain = [], 0, [], {}
-        for found in conn.execute(_TEAM, params):
-            if found.opted_out is not None:
+        # Thousands of rows for a chief constable: each is read as a tuple, and its windows
+        # are made only for the page's rows (the sort needs two figures of each).
+        for (
+            staff_id,
+            since,
+            name,
+            unit,
+            boss,
+            out,
+            snapshot,
+            serious,
+            alerts,
+            *figures,
+        ) in conn.execute(_TEAM, params):
+            if out is not None:
                 opted_out += 1
                 continue
-            chain[found.staff_id] = _date(found.since)
+            chain[staff_id] = _date(since)
             row = {
-                "staff_id": found.staff_id,
-                "display_name": found.display_name,
-                "unit_id": found.unit_id,
-                "supervisor_id": found.supervisor_id,
-                "direct": found.supervisor_id == supervisor_id,
-                "windows": _windows_of(found[9:]),
-                "serious_count": int(found.serious),
-                "open_alerts": int(found.alerts),
+                "staff_id": staff_id,
+                "display_name": name,
+                "unit_id": unit,
+                "supervisor_id": boss,
+                "direct": boss == supervisor_id,
+                "figures": figures,
+                "serious_count": int(serious),
+                "open_alerts": int(alerts),
+                **_sort_figures(figures),
             }
-            if moment is None or found.snapshot is None:
+            if moment is None or snapshot is None:
                 unsnapshotted.append(row)
             rows.append(row)
         if unsnapshotted:
             counted = windows_for(conn, [r["staff_id"] for r in unsnapshotted], moment or as_of)
             for row in unsnapshotted:
-                row["windows"] = counted[row["staff_id"]]
+                windows = counted[row["staff_id"]]
+                row["figures"] = [windows[w][k] for w in PERSON_WINDOWS for k in _PAIR]
+                row.update(_sort_figures(row["figures"]))
         rows.sort(key=SORTS["name"])
         rows.sort(key=key, reverse=descending)
         pages = max(1, -(-len(rows) // page_size))
@@ -220,8 +247,10 @@ def team_page(
             criteria=criteria,
         )
     for person in shown:
+        person["windows"] = _windows_of(person.pop("figures"))
         person["serious_7d"] = details[person["staff_id"]]
-        del person["serious_count"]
+        for helper in ("serious_count", *_SORTED_WINDOWS):
+            del person[helper]
     return {
         "people": shown,
         "total": len(rows),
