@@ -8,6 +8,8 @@ from datetime import datetime
 from sqlalchemy import Column, Text
 from sqlmodel import Field, SQLModel
 
+from models import compare_text_bytewise
+
 
 class ChannelHealth(SQLModel, table=True):
     """A channel (email, teams) as the last sends found it. A permanent failure marks it
@@ -21,3 +23,6 @@ class ChannelHealth(SQLModel, table=True):
     last_success_at: datetime | None = None
     last_failure_at: datetime | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+compare_text_bytewise()  # models/__init__.py: on PostgreSQL, text compares bytewise

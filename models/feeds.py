@@ -14,6 +14,8 @@ from datetime import date, datetime
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
+from models import compare_text_bytewise
+
 ONLY_ON = "tt_only_on"  # the `info` key naming the one dialect a schema item is built on
 BRIN = {"postgresql_using": "brin", "postgresql_with": {"autosummarize": "on"}}
 
@@ -177,3 +179,6 @@ FEED_TABLES: dict[str, type[SQLModel]] = {
     "rest_day_cancellations": RestDayCancellation,
     "absences": Absence,
 }
+
+
+compare_text_bytewise()  # models/__init__.py: on PostgreSQL, text compares bytewise

@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from models import compare_text_bytewise
+
 
 class IngestRun(SQLModel, table=True):
     """One batch (a file, an HTTP page, a SQL chunk) and what became of it."""
@@ -72,3 +74,6 @@ class SourceWatermark(SQLModel, table=True):
     source_key: str = Field(primary_key=True)
     watermark: str
     updated_at: datetime
+
+
+compare_text_bytewise()  # models/__init__.py: on PostgreSQL, text compares bytewise

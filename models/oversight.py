@@ -12,6 +12,9 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
+from models import compare_text_bytewise
+from models import rules as _alerts  # noqa: F401  (the table the foreign key names)
+
 
 class WellbeingMember(SQLModel, table=True):
     """A member of the wellbeing team, as last seen using the queue."""
@@ -38,3 +41,6 @@ class AlertAssignment(SQLModel, table=True):
     assignee_id: str = Field(index=True)
     assigned_by: str
     assigned_at: datetime
+
+
+compare_text_bytewise()  # models/__init__.py: on PostgreSQL, text compares bytewise

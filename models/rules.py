@@ -11,6 +11,8 @@ from datetime import datetime
 from sqlalchemy import Column, Text
 from sqlmodel import Field, SQLModel
 
+from models import compare_text_bytewise
+
 
 class RulesetVersion(SQLModel, table=True):
     """A pack that loaded cleanly: kept so that a bad edit falls back to it, and for replay."""
@@ -201,3 +203,6 @@ class ExposureMark(SQLModel, table=True):
     exposure_key: str = Field(primary_key=True)
     staff_id: str = Field(index=True)
     evaluated_at: datetime
+
+
+compare_text_bytewise()  # models/__init__.py: on PostgreSQL, text compares bytewise

@@ -12,6 +12,8 @@ from datetime import datetime
 from sqlalchemy import Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
+from models import compare_text_bytewise
+
 
 class Exposure(SQLModel, table=True):
     """One person's exposure to one incident: the highest-scoring record about it.
@@ -148,3 +150,6 @@ class OptOutEvent(SQLModel, table=True):
     at: datetime
     actor: str
     channel: str  # cli, web
+
+
+compare_text_bytewise()  # models/__init__.py: on PostgreSQL, text compares bytewise

@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import Column, Text
 from sqlmodel import Field, SQLModel
 
+from models import compare_text_bytewise
+
 
 class ServiceRun(SQLModel, table=True):
     """One scheduler job (`intake`, `evaluate`, `dispatch`, ...), one source (`source:NAME`),
@@ -24,3 +26,6 @@ class ServiceRun(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     failures: int = 0  # failures since the last success
     instance: str | None = None  # host:pid of the scheduler that ran it
+
+
+compare_text_bytewise()  # models/__init__.py: on PostgreSQL, text compares bytewise

@@ -12,6 +12,8 @@ from datetime import datetime
 from sqlalchemy import Column, Index, Text
 from sqlmodel import Field, SQLModel
 
+from models import compare_text_bytewise
+
 
 class AccessLogEntry(SQLModel, table=True):
     """One view of another person's record: who looked, whose record, when, and why."""
@@ -44,3 +46,6 @@ class ConversationRequest(SQLModel, table=True):
     target: str  # supervisor | wellbeing
     recipient: str  # the supervisor's staff id, or the wellbeing team's address
     outbox_ids: str = Field(sa_column=Column(Text, nullable=False))
+
+
+compare_text_bytewise()  # models/__init__.py: on PostgreSQL, text compares bytewise

@@ -4,9 +4,8 @@ filled) schema for many tests instead of building a fresh one for each."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlmodel import SQLModel
 
-import models  # noqa: F401  (every table in SQLModel.metadata)
+from models import every_table
 
 
 def schema_url(postgres_url: str, schema: str) -> str:
@@ -48,7 +47,7 @@ class Snapshot:
                 ).scalars()
             )
             # Referred-to tables before the tables that refer to them (foreign keys).
-            ordered = [t.name for t in SQLModel.metadata.sorted_tables if t.name in stored]
+            ordered = [t.name for t in every_table().sorted_tables if t.name in stored]
             self.tables = ordered + sorted(stored - set(ordered))
             self.sequences = conn.execute(
                 sa.text("SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = :s"),

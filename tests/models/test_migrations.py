@@ -8,11 +8,9 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.dialects.postgresql import dialect as PostgresDialect
-from sqlmodel import SQLModel
 
-import models  # noqa: F401  (registers every table)
 from engine.scoring.indicators import SNAPSHOT_FIELDS
-from models import Snapshot, table_of
+from models import Snapshot, every_table, table_of
 from models.db import _alembic_config, make_engine, migrate
 from models.feeds import built_on
 
@@ -29,7 +27,7 @@ def test_migrated_schema_matches_the_models(database_url):
                 conn,
                 opts={"include_object": lambda obj, *_: built_on(obj, conn.dialect.name)},
             )
-            differences = compare_metadata(context, SQLModel.metadata)
+            differences = compare_metadata(context, every_table())
     finally:
         engine.dispose()
     assert differences == []
@@ -41,13 +39,13 @@ def test_create_all_builds_what_built_on_says(database_url):
     b-trees of `growing_indexes` land each on its own database, and only there."""
     engine = make_engine(database_url)
     try:
-        SQLModel.metadata.create_all(engine)
+        every_table().create_all(engine)
         with engine.connect() as conn:
             dialect = conn.dialect.name
             context = MigrationContext.configure(
                 conn, opts={"include_object": lambda obj, *_: built_on(obj, dialect)}
             )
-            assert compare_metadata(context, SQLModel.metadata) == []
+            assert compare_metadata(context, every_table()) == []
             indexes = {index["name"] for index in sa.inspect(conn).get_indexes("cc_incidents")}
     finally:
         engine.dispose()
@@ -73,7 +71,7 @@ def test_migrations_go_down_and_up_again(database_url):
                 conn,
                 opts={"include_object": lambda obj, *_: built_on(obj, conn.dialect.name)},
             )
-            assert compare_metadata(context, SQLModel.metadata) == []
+            assert compare_metadata(context, every_table()) == []
     finally:
         engine.dispose()
 
@@ -116,7 +114,7 @@ def test_postgresql_text_compares_bytewise_and_the_downgrade_undoes_it(postgres_
     catalogue, for every text column the models have, down to 0005 and up again."""
     text_columns = sorted(
         (table.name, column.name)
-        for table in SQLModel.metadata.tables.values()
+        for table in every_table().tables.values()
         for column in table.columns
         if isinstance(column.type.dialect_impl(postgresql_dialect), sa.String)
     )
