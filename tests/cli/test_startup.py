@@ -50,21 +50,27 @@ heavy = {heavy!r}
 print(json.dumps({{
     "code": code,
     "loaded": sorted(h for h in heavy if h in sys.modules),
+    "tables": sorted(m for m in sys.modules if m.startswith("models.") and m != "models.db"),
 }}))
 """
 
 
-def imported(*args: str) -> tuple[int, set[str]]:
-    """Run `trauma-tracker ARGS` in a new interpreter; its exit code and the HEAVY modules it
-    imported."""
+def probe(*args: str) -> dict:
+    """Run `trauma-tracker ARGS` in a new interpreter: its exit code (`code`), the HEAVY
+    modules it imported (`loaded`) and the models modules of tables it loaded (`tables`)."""
     done = subprocess.run(
         [sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
         capture_output=True,
         text=True,
         timeout=120,
     )
-    last = done.stdout.strip().splitlines()[-1]
-    report = json.loads(last)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def imported(*args: str) -> tuple[int, set[str]]:
+    """Run `trauma-tracker ARGS` in a new interpreter; its exit code and the HEAVY modules it
+    imported."""
+    report = probe(*args)
     return report["code"], set(report["loaded"])
 
 
@@ -112,6 +118,15 @@ def test_reading_a_record_or_the_alerts_imports_neither_polars_nor_the_rules_eng
         code, loaded = imported("--db", url, "--rules", str(rules), *command)
         assert code in (0, None), command
         assert loaded <= set(READING), f"{command} imported {sorted(loaded - set(READING))}"
+
+
+def test_reading_a_record_loads_the_people_and_exposure_tables_only(small_force):
+    """The tables of each area load when first named (models/__init__.py): a person's record
+    needs the feeds' and the scores', not the rules', delivery's or the web's."""
+    url, rules = small_force
+    report = probe("--db", url, "--rules", str(rules), "exposure", "S1")
+    assert report["code"] in (0, None)
+    assert report["tables"] == ["models.feeds", "models.scoring"]
 
 
 def test_the_choices_written_in_the_command_line_are_the_engines():
