@@ -86,26 +86,29 @@ _VERSION_ON = (
 )
 
 
-def _chain_statement() -> sa.Select:
+def chain_statement(*columns: str) -> sa.Select:
+    """Everyone the supervisor (parameter `staff`) supervises on the day (`day`): staff_id,
+    `since` (the newest valid_from along their chain) and the named columns of their version
+    in force. A person reached twice (a loop in the feed) comes once per `since`."""
     me, top, below = people_t.alias("me"), people_t.alias("top"), people_t.alias("below")
     in_post_today = (
         sa.select(me.c.staff_id)
         .where(me.c.staff_id == _STAFF, _in_force(me), _in_post(me))
         .exists()
     )
-    base = sa.select(top.c.staff_id, top.c.valid_from.label("since")).where(
-        top.c.supervisor_id == _STAFF, _in_force(top), _in_post(top), in_post_today
-    )
+    base = sa.select(
+        top.c.staff_id, top.c.valid_from.label("since"), *(top.c[c] for c in columns)
+    ).where(top.c.supervisor_id == _STAFF, _in_force(top), _in_post(top), in_post_today)
     chain = base.cte("chain", recursive=True)
     since = sa.case((chain.c.since > below.c.valid_from, chain.c.since), else_=below.c.valid_from)
     step = (
-        sa.select(below.c.staff_id, since)
+        sa.select(below.c.staff_id, since, *(below.c[c] for c in columns))
         .join(chain, below.c.supervisor_id == chain.c.staff_id)
         .where(_in_force(below), _in_post(below))
     )
     # UNION (not UNION ALL) drops repeats, so a loop in the feed ends.
     chain = chain.union(step)
-    return sa.select(chain.c.staff_id, chain.c.since)
+    return sa.select(chain.c.staff_id, chain.c.since, *(chain.c[c] for c in columns))
 
 
 def _is_supervisor_statement() -> sa.Select:
@@ -128,7 +131,7 @@ def _is_supervisor_statement() -> sa.Select:
     )
 
 
-_CHAIN = _chain_statement()
+_CHAIN = chain_statement()
 _IS_SUPERVISOR = _is_supervisor_statement()
 
 

@@ -26,16 +26,14 @@ import sqlalchemy as sa
 
 from engine.people.own_record import PERSON_WINDOWS
 from engine.people.team import (
-    _CHAIN,
     _STAFF,
     SERIOUS_DAYS,
     SERIOUS_TIER,
-    _in_force,
     alerts_t,
+    chain_statement,
     exposures_since,
     exposures_t,
     opt_outs_t,
-    people_t,
     windows_for,
 )
 from engine.scoring.criteria import POINTS_DECIMALS, Criteria
@@ -52,6 +50,7 @@ _WINDOW_COLUMNS = {
 }
 # The newest finished evaluation is the one whose figures the current snapshots hold (an
 # evaluation of an earlier moment writes no current rows, and its as_of is older).
+_VERSION_COLUMNS = ("display_name", "unit_id", "supervisor_id")  # in the order rows unpack
 _NEWEST_EVALUATION = sa.select(sa.func.max(evaluations_t.c.as_of)).where(
     evaluations_t.c.finished_at.is_not(None)
 )
@@ -59,16 +58,17 @@ _NEWEST_EVALUATION = sa.select(sa.func.max(evaluations_t.c.as_of)).where(
 
 def _team_statement() -> sa.Select:
     """Everyone the supervisor supervises on the day (engine.people.team's chain), each once, with
-    their version in force, current snapshot windows, whether they opted out, and their
-    serious exposures and open alerts counted: the whole team in one statement."""
-    chain = _CHAIN.subquery("team_chain")
+    their version in force (the chain carries it), current snapshot windows, whether they
+    opted out, and their serious exposures and open alerts counted: the whole team in one
+    statement."""
+    chain = chain_statement(*_VERSION_COLUMNS).subquery("team_chain")
+    shown = [chain.c[c] for c in _VERSION_COLUMNS]
     members = (
-        sa.select(chain.c.staff_id, sa.func.min(chain.c.since).label("since"))
+        sa.select(chain.c.staff_id, sa.func.min(chain.c.since).label("since"), *shown)
         .where(chain.c.staff_id != _STAFF)
-        .group_by(chain.c.staff_id)
+        .group_by(chain.c.staff_id, *shown)
         .subquery("m")
     )
-    version = people_t.alias("v")
     e, a = exposures_t.alias("e"), alerts_t.alias("a")
     serious = (
         sa.select(sa.func.count())
@@ -90,9 +90,7 @@ def _team_statement() -> sa.Select:
         sa.select(
             members.c.staff_id,
             members.c.since,
-            version.c.display_name,
-            version.c.unit_id,
-            version.c.supervisor_id,
+            *(members.c[c] for c in _VERSION_COLUMNS),
             opt_outs_t.c.staff_id.label("opted_out"),
             snapshots_t.c.staff_id.label("snapshot"),
             serious.label("serious"),
@@ -100,7 +98,6 @@ def _team_statement() -> sa.Select:
             *windows,
         )
         .select_from(members)
-        .join(version, version.c.staff_id == members.c.staff_id)
         .outerjoin(opt_outs_t, opt_outs_t.c.staff_id == members.c.staff_id)
         .outerjoin(
             snapshots_t,
@@ -108,7 +105,6 @@ def _team_statement() -> sa.Select:
                 snapshots_t.c.staff_id == members.c.staff_id, snapshots_t.c.is_current.is_(True)
             ),
         )
-        .where(_in_force(version))
     )
 
 
