@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from engine.people.own_record import PERSON_WINDOWS
 from engine.scoring.criteria import POINTS_DECIMALS, Criteria
 from engine.scoring.indicators import WINDOWS
-from engine.sqltime import local_date, read_datetime
+from engine.sqltime import local_date, read_date, read_datetime
 from models import Alert, Exposure, OptOut, PersonVersion, table_of
 
 people_t = table_of(PersonVersion)
@@ -150,7 +150,7 @@ def _chain(conn: sa.Connection, supervisor_id: str, day: date) -> dict[str, date
     the newest `valid_from` along their chain: since when this chain has been in force."""
     found: dict[str, date] = {}
     for staff_id, started in conn.execute(_CHAIN, {"staff": supervisor_id, "day": day}):
-        started = date.fromisoformat(started) if isinstance(started, str) else started
+        started = read_date(started)
         if staff_id != supervisor_id:
             found[staff_id] = min(started, found.get(staff_id, started))
     return found
@@ -254,6 +254,11 @@ def _versions(conn: sa.Connection, staff_ids: list[str], day: date) -> dict[str,
     return found
 
 
+def window_points(value: Any) -> float:
+    """A window's points as the pages show them (a sum read from the database may be None)."""
+    return round(float(value or 0), POINTS_DECIMALS)
+
+
 def windows_for(
     conn: sa.Connection, staff_ids: list[str], as_of: datetime
 ) -> dict[str, dict[str, dict[str, float | int]]]:
@@ -269,7 +274,7 @@ def windows_for(
             for index, window in enumerate(PERSON_WINDOWS):
                 points, count = sums[2 * index], sums[2 * index + 1]
                 found[staff_id][window] = {
-                    "points": round(float(points or 0), POINTS_DECIMALS),
+                    "points": window_points(points),
                     "exposures": int(count or 0),
                 }
     return found

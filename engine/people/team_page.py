@@ -19,7 +19,7 @@ are left out and only counted, as in engine.people.team.team_view.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,10 +34,11 @@ from engine.people.team import (
     exposures_since,
     exposures_t,
     opt_outs_t,
+    window_points,
     windows_for,
 )
-from engine.scoring.criteria import POINTS_DECIMALS, Criteria
-from engine.sqltime import local_date, read_datetime
+from engine.scoring.criteria import Criteria
+from engine.sqltime import local_date, read_date, read_datetime
 from models import Evaluation, Snapshot, table_of
 
 PAGE_SIZE = 50  # people a page: a page renders in milliseconds whatever the team's size
@@ -126,10 +127,7 @@ _SORTED_WINDOWS = {f"points_{w}": PERSON_WINDOWS.index(w) for w in ("30d", "365d
 
 def _sort_figures(figures) -> dict[str, float]:
     """The points the sorts read, rounded as the windows show them."""
-    return {
-        key: round(float(figures[2 * i] or 0), POINTS_DECIMALS)
-        for key, i in _SORTED_WINDOWS.items()
-    }
+    return {key: window_points(figures[2 * i]) for key, i in _SORTED_WINDOWS.items()}
 
 
 def figures_moment(conn: sa.Connection, as_of: datetime) -> datetime | None:
@@ -142,15 +140,11 @@ def figures_moment(conn: sa.Connection, as_of: datetime) -> datetime | None:
     return newest if newest <= as_of else None
 
 
-def _date(value: date | str) -> date:
-    return date.fromisoformat(value) if isinstance(value, str) else value
-
-
 def _windows_of(figures) -> dict[str, dict[str, float | int]]:
     """A snapshot's points and counts (PERSON_WINDOWS' columns, in pairs) as windows."""
     return {
         window: {
-            "points": round(float(figures[2 * i] or 0), POINTS_DECIMALS),
+            "points": window_points(figures[2 * i]),
             "exposures": int(figures[2 * i + 1] or 0),
         }
         for i, window in enumerate(PERSON_WINDOWS)
@@ -208,7 +202,7 @@ def team_page(
             if out is not None:
                 opted_out += 1
                 continue
-            chain[staff_id] = _date(since)
+            chain[staff_id] = read_date(since)
             row = {
                 "staff_id": staff_id,
                 "display_name": name,
