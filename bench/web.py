@@ -193,7 +193,7 @@ def start_server(url: str) -> tuple[subprocess.Popen, str]:
 def serve(port: int) -> None:
     """gunicorn exactly as `trauma-tracker serve` runs it (trauma_tracker.cli_web.web_server:
     its workers, worker class and access log), with served_app() in each worker."""
-    from trauma_tracker.cli_web import DEFAULT_WORKERS, web_server
+    from trauma_tracker.cli_web import web_server
 
     web_server("127.0.0.1", port, DEFAULT_WORKERS, served_app).run()
 
@@ -350,14 +350,14 @@ def bench_database(name: str, url: str, options) -> dict:
     result = {"team_sizes": {"min": sizes[0], "median": statistics.median(sizes),
                              "max": sizes[-1]}}  # fmt: skip
     rounds: dict[str, list[dict]] = {key: [] for key in PATHS}
+    askers_of = {key: who["supervisors"] if key == "team" else who["people"] for key in PATHS}
     try:
         # Fresh workers first import what each page needs, compile its templates and fill
         # the database's cache: a round of each page, unmeasured, is spent on that.
         for key, path in PATHS.items():
-            askers = who["supervisors"] if key == "team" else who["people"]
             timed(
                 f"warming up, {path}",
-                lambda path=path, askers=askers: run_load(
+                lambda path=path, askers=askers_of[key]: run_load(
                     base, path, askers, tokens, options.clients, options.requests
                 ),
             )
@@ -365,7 +365,7 @@ def bench_database(name: str, url: str, options) -> dict:
         # round, and each keeps its best round (the lowest p95), with every round's p95 beside.
         for number in range(1, options.rounds + 1):
             for key, path in PATHS.items():
-                askers = who["supervisors"] if key == "team" else who["people"]
+                askers = askers_of[key]
                 cpu_before, client_before = server_cpu_seconds(server), time.process_time()
                 (timings, failures), seconds = timed(
                     f"round {number}, {path}: {options.clients} clients x "
