@@ -40,7 +40,10 @@ def main() -> None:
             # The results before this one are recorded on the dispatcher's second connection
             # meanwhile (a few milliseconds); give it a second, then say where we are.
             time.sleep(1)
-            args.marker.write_text(notification.key)
+            # Whole or not at all: the test reads the key as soon as the file is there.
+            partial = args.marker.with_suffix(".partial")
+            partial.write_text(notification.key)
+            partial.replace(args.marker)
             time.sleep(600)  # killed here: sent, not yet recorded
 
     engine = make_engine(args.database_url)
